@@ -1,0 +1,1 @@
+"""What the three stages share: the platform contract, failure reporting, data files."""

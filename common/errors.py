@@ -1,0 +1,26 @@
+"""Error types that carry a message meant for the person who can fix the problem."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Something the user can fix: bad data, a bad setting, a missing file.
+
+    The message says what was wrong and, where it is not obvious, how to fix
+    it.  Stages turn it into the job's failure reason; ``serve`` turns it into a
+    4xx answer.
+    """
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class StageStopped(Exception):
+    """Raised in a stage when the platform asks it to stop (SIGTERM/SIGINT)."""

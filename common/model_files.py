@@ -1,0 +1,233 @@
+"""The model directory: what ``train`` writes and ``serve``/``evaluate`` read.
+
+``/opt/ml/model`` holds two files:
+
+- ``model.joblib`` — the fitted scikit-learn pipeline, preprocessing included,
+  so it takes raw feature rows;
+- ``metadata.json`` — feature names, order and kinds, the target, the task,
+  the classes, the metrics and the library versions it was trained with.
+
+SageMaker packs the folder into ``model.tar.gz`` and unpacks it into
+``/opt/ml/model`` before ``serve`` starts (SDK local mode leaves the tarball
+there too).  Both files are written under temporary names and renamed, the
+metadata last, so a folder never holds half a model.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.errors import UserError
+
+log = logging.getLogger("model")
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+TARBALL = "model.tar.gz"
+FORMAT_VERSION = 1
+
+
+class ModelLoadError(UserError):
+    """The model folder cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Feature:
+    name: str
+    kind: str  # "numeric" or "categorical"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind}
+
+
+@dataclass
+class ModelMetadata:
+    target: str
+    task: str  # "classification" or "regression"
+    features: list[Feature]
+    classes: list[Any] | None = None
+    model: str = ""
+    estimator: str = ""
+    params: dict | None = None
+    metrics: dict | None = None
+    versions: dict | None = None
+    training_rows: int = 0
+    header: bool = True
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task == "classification"
+
+    def to_json(self) -> dict:
+        return {
+            "format_version": self.format_version,
+            "target": self.target,
+            "task": self.task,
+            "features": [f.to_json() for f in self.features],
+            "classes": self.classes,
+            "model": self.model,
+            "estimator": self.estimator,
+            "params": self.params or {},
+            "metrics": self.metrics or {},
+            "versions": self.versions or library_versions(),
+            "training_rows": self.training_rows,
+            "header": self.header,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict, source: Path) -> "ModelMetadata":
+        try:
+            return cls(
+                target=str(raw["target"]),
+                task=str(raw["task"]),
+                features=[Feature(str(f["name"]), str(f["kind"])) for f in raw["features"]],
+                classes=raw.get("classes"),
+                model=raw.get("model", ""),
+                estimator=raw.get("estimator", ""),
+                params=raw.get("params") or {},
+                metrics=raw.get("metrics") or {},
+                versions=raw.get("versions") or {},
+                training_rows=int(raw.get("training_rows", 0)),
+                header=bool(raw.get("header", True)),
+                format_version=int(raw.get("format_version", FORMAT_VERSION)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{source} is missing or has a bad field ({exc!r}); it was not written "
+                "by this image's train stage, or it was edited"
+            ) from exc
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import numpy
+    import pandas
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def save_model(model_dir: Path, model: Any, metadata: ModelMetadata) -> None:
+    import joblib
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staged = []
+    try:
+        model_tmp = model_dir / f".{MODEL_FILE}.partial"
+        joblib.dump(model, model_tmp)
+        staged.append((model_tmp, model_dir / MODEL_FILE))
+        meta_tmp = model_dir / f".{METADATA_FILE}.partial"
+        meta_tmp.write_text(json.dumps(metadata.to_json(), indent=2, default=str) + "\n",
+                            encoding="utf-8")
+        staged.append((meta_tmp, model_dir / METADATA_FILE))
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def remove_model(model_dir: Path) -> None:
+    """Drop a model left by an earlier run on the same tree (metadata first)."""
+    for name in (METADATA_FILE, MODEL_FILE):
+        try:
+            (model_dir / name).unlink()
+        except FileNotFoundError:
+            pass
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    metadata: ModelMetadata
+    directory: Path
+
+
+def _describe_folder(folder: Path) -> str:
+    try:
+        names = sorted(p.name for p in folder.iterdir())
+    except OSError:
+        return "cannot be listed"
+    return "holds: " + (", ".join(names[:10]) if names else "nothing")
+
+
+def resolve_model_dir(model_dir: Path) -> Path:
+    """The folder holding the model files; unpacks a lone ``model.tar.gz`` into /tmp."""
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"model folder {model_dir} does not exist; train a model first "
+                             "or point the job at a model.tar.gz made by this image")
+    if (model_dir / MODEL_FILE).is_file():
+        return model_dir
+    tarball = model_dir / TARBALL
+    if tarball.is_file():
+        from common.archives import safe_extract
+
+        target = Path(tempfile.mkdtemp(prefix="model-"))
+        log.info("unpacking %s into %s", tarball, target)
+        try:
+            safe_extract(tarball, target)
+        except (tarfile.TarError, OSError) as exc:
+            raise ModelLoadError(f"{tarball} cannot be unpacked: {exc}") from exc
+        if (target / MODEL_FILE).is_file():
+            return target
+        raise ModelLoadError(f"{tarball} does not contain {MODEL_FILE}; "
+                             f"it {_describe_folder(target)}")
+    raise ModelLoadError(f"{model_dir / MODEL_FILE} is missing (the folder "
+                         f"{_describe_folder(model_dir)}); the model must come from this "
+                         "image's train stage")
+
+
+def load_metadata(model_dir: Path) -> ModelMetadata:
+    path = model_dir / METADATA_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path} is missing; the model folder is incomplete "
+                             "(retrain, or copy metadata.json with model.joblib)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path} cannot be read as JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object")
+    return ModelMetadata.from_json(raw, path)
+
+
+def load_model(model_dir: Path) -> LoadedModel:
+    import joblib
+
+    folder = resolve_model_dir(model_dir)
+    metadata = load_metadata(folder)
+    path = folder / MODEL_FILE
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ModelLoadError(
+            f"{path} cannot be loaded ({type(exc).__name__}: {exc}); the file is corrupt "
+            "or was written by incompatible library versions"
+        ) from exc
+    if not hasattr(model, "predict"):
+        raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a fitted model")
+    trained = (metadata.versions or {}).get("scikit-learn")
+    running = library_versions()["scikit-learn"]
+    if trained and trained != running:
+        log.warning("model trained with scikit-learn %s, running %s; retrain if predictions "
+                    "look wrong", trained, running)
+    return LoadedModel(model, metadata, folder)

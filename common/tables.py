@@ -1,0 +1,304 @@
+"""Reading the CSV files of a channel or processing input into one table.
+
+SageMaker copies every object under a channel's S3 prefix into the channel's
+folder, keeping the key's sub-folders, so a channel is read recursively and
+file names carry no meaning.  CSV files may or may not start with a header:
+SageMaker's built-in algorithms expect none (target first), while files
+written by pandas or Spark usually have one.  ``header="auto"`` tells them
+apart from the data itself.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common.errors import UserError
+
+log = logging.getLogger("tables")
+
+# Spark writes _SUCCESS markers and .crc files next to its output; hidden files
+# are editor or OS droppings.  None of them is data.
+SKIPPED_PREFIXES = (".", "_")
+SKIPPED_SUFFIXES = (".crc", ".manifest", ".md", ".json")
+
+# Markers read as "missing" on top of pandas' defaults ("", "NA", "NaN", "null", ...).
+EXTRA_NA_VALUES = ["?"]
+
+HEADER_CHOICES = ("auto", "present", "absent")
+SAMPLE_ROWS = 200
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    has_header: bool
+    files: list[Path] = field(default_factory=list)
+    # For each row of ``frame``: index into ``files`` and 1-based line number.
+    row_file: np.ndarray | None = None
+    row_line: np.ndarray | None = None
+
+    def where(self, row_position: int) -> str:
+        """'line 17 of train/part-1.csv' for a row of the frame."""
+        if self.row_file is None or self.row_line is None:
+            return f"row {row_position + 1}"
+        path = self.files[int(self.row_file[row_position])]
+        return f"line {int(self.row_line[row_position])} of {path}"
+
+
+def list_data_files(folder: Path) -> list[Path]:
+    """Every data file under ``folder``, recursively, in a stable order."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(SKIPPED_PREFIXES) for part in relative.parts):
+            continue
+        if path.name.lower().endswith(SKIPPED_SUFFIXES) or not path.is_file():
+            continue
+        files.append(path)
+    return files
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def looks_like_header(first_row: list[str], rows: list[list[str]]) -> bool:
+    """Decide whether ``first_row`` names the columns of ``rows``.
+
+    A header never holds a number.  It is a header when some column is
+    numeric below it while its own cell is text, or, for all-text data, when
+    none of its cells reappears in its column.
+    """
+    cells = [c.strip() for c in first_row]
+    if any(c and is_number(c) for c in cells):
+        return False
+    if not rows:
+        # A lone line of text with no data below: treat as data; the caller
+        # reports the too-small file if it matters.
+        return False
+    for j, cell in enumerate(cells):
+        column = [r[j].strip() for r in rows if j < len(r) and r[j].strip()]
+        if column and cell and sum(is_number(v) for v in column) >= 0.9 * len(column):
+            return True
+    named = [c for c in cells if c]
+    if len(set(named)) != len(named) or not named:
+        return False
+    for j, cell in enumerate(cells):
+        if cell and any(j < len(r) and r[j].strip() == cell for r in rows):
+            return False
+    return True
+
+
+def _read_sample(path: Path) -> list[list[str]]:
+    try:
+        sample = pd.read_csv(path, header=None, nrows=SAMPLE_ROWS, dtype=str,
+                             keep_default_na=False, encoding="utf-8",
+                             skip_blank_lines=True)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from exc
+    except pd.errors.EmptyDataError:
+        return []
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise _not_csv(path, exc) from exc
+    return sample.fillna("").values.tolist()
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> UserError:
+    return UserError(
+        f"{path} is not UTF-8 text (invalid byte at position {exc.start}); "
+        "save it as UTF-8 CSV"
+    )
+
+
+def _not_csv(path: Path, exc: Exception) -> UserError:
+    detail = " ".join(str(exc).split())
+    return UserError(f"{path} is not valid CSV ({detail}); fix or remove that file")
+
+
+def read_csv_file(path: Path, header: str = "auto") -> tuple[pd.DataFrame, bool]:
+    """One CSV file as a frame of raw values, and whether it had a header."""
+    rows = _read_sample(path)
+    if not rows:
+        return pd.DataFrame(), False
+    if header == "auto":
+        has_header = looks_like_header(rows[0], rows[1:])
+    else:
+        has_header = header == "present"
+    try:
+        frame = pd.read_csv(
+            path,
+            header=0 if has_header else None,
+            encoding="utf-8",
+            skipinitialspace=True,
+            na_values=EXTRA_NA_VALUES,
+            low_memory=False,
+        )
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from exc
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(), has_header
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise _not_csv(path, exc) from exc
+    if has_header:
+        frame.columns = [str(c).strip() for c in frame.columns]
+        unnamed = [c for c in frame.columns if c.startswith("Unnamed: ")]
+        if unnamed:
+            raise UserError(
+                f"{path} has a header with {len(unnamed)} empty column name(s); "
+                "give every column a name or remove the header"
+            )
+    else:
+        frame.columns = [f"column_{i}" for i in range(frame.shape[1])]
+    return frame, has_header
+
+
+def read_csv_folder(folder: Path, *, header: str = "auto", what: str = "input") -> Table:
+    """Every CSV file under ``folder`` as one table.
+
+    Files must agree on their columns.  Empty files are skipped with a
+    warning (Spark and Athena write them); a folder with no data at all is an
+    error that names the folder.
+    """
+    if header not in HEADER_CHOICES:
+        raise UserError(f"header must be one of {', '.join(HEADER_CHOICES)}, got {header!r}")
+    if not folder.is_dir():
+        raise UserError(f"{what} folder {folder} does not exist")
+    files = list_data_files(folder)
+    if not files:
+        raise UserError(f"{what} folder {folder} holds no data files; "
+                        "check the S3 prefix or local path given for it")
+    frames, used, header_flags = [], [], []
+    for path in files:
+        frame, has_header = read_csv_file(path, header)
+        if frame.empty and frame.shape[1] == 0:
+            log.warning("skipping %s: it holds no rows", path)
+            continue
+        frames.append(frame)
+        used.append(path)
+        header_flags.append(has_header)
+    if not frames:
+        raise UserError(f"{what} folder {folder} holds only empty files "
+                        f"({', '.join(str(f) for f in files[:5])})")
+    frames = _align(frames, used, header_flags)
+    row_file = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
+    row_line = np.concatenate([
+        np.arange(len(f)) + (2 if h else 1) for f, h in zip(frames, header_flags)
+    ])
+    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    table = Table(combined.reset_index(drop=True), header_flags[0], used, row_file, row_line)
+    table.frame = normalize_columns(table)
+    log.info("read %d rows x %d columns from %d file(s) under %s (header: %s)",
+             len(table.frame), table.frame.shape[1], len(used), folder,
+             "yes" if table.has_header else "no")
+    return table
+
+
+def _align(frames, paths, header_flags):
+    """Make every file's columns match the first file's, or say which differs."""
+    first, first_path = frames[0], paths[0]
+    aligned = [first]
+    for frame, path, has_header in zip(frames[1:], paths[1:], header_flags[1:]):
+        if has_header != header_flags[0]:
+            raise UserError(
+                f"{path} {'has' if has_header else 'lacks'} a header row but {first_path} "
+                f"{'has' if header_flags[0] else 'lacks'} one; make all files in the "
+                "folder alike"
+            )
+        if has_header:
+            if set(frame.columns) != set(first.columns):
+                missing = sorted(set(first.columns) - set(frame.columns))
+                extra = sorted(set(frame.columns) - set(first.columns))
+                raise UserError(
+                    f"{path} has different columns from {first_path}"
+                    + (f"; missing: {', '.join(missing)}" if missing else "")
+                    + (f"; extra: {', '.join(extra)}" if extra else "")
+                )
+            frame = frame[list(first.columns)]
+        elif frame.shape[1] != first.shape[1]:
+            raise UserError(
+                f"{path} has {frame.shape[1]} columns but {first_path} has "
+                f"{first.shape[1]}; all files in the folder must have the same columns"
+            )
+        aligned.append(frame)
+    return aligned
+
+
+def normalize_columns(table: Table) -> pd.DataFrame:
+    """Numbers stay numbers, text becomes object; a column of numbers with a stray word fails.
+
+    A column that is numeric apart from a few cells is almost always a data
+    error (a unit typed into a cell, a shifted row), and silently treating it
+    as a category would train a different model than the user meant.
+    """
+    frame = table.frame
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column):
+            frame[name] = column.astype(object)
+            continue
+        if pd.api.types.is_numeric_dtype(column):
+            continue
+        text = column.astype(object)
+        present = text.notna()
+        numbers = pd.to_numeric(text.where(present), errors="coerce")
+        n_present, n_numeric = int(present.sum()), int(numbers.notna().sum())
+        if n_present and n_numeric >= 0.9 * n_present and n_numeric < n_present:
+            bad = np.flatnonzero((present & numbers.isna()).to_numpy())
+            first = int(bad[0])
+            raise UserError(
+                f"column {name!r} holds numbers except {text.iloc[first]!r} at "
+                f"{table.where(first)} ({len(bad)} such value(s)); correct it or leave "
+                "the cell empty to mark it missing"
+            )
+        frame[name] = text.where(present, np.nan).map(
+            lambda v: v.strip() if isinstance(v, str) else v
+        ).astype(object)
+    return frame
+
+
+def resolve_target(table: Table, target: str | None, *, option: str = "target") -> str:
+    """The target column's name; ``target`` is a name or a 0-based index (default 0)."""
+    from common.contract import HyperparameterError
+
+    columns = list(table.frame.columns)
+    if target is None or target == "":
+        return columns[0]
+    if target in columns:
+        return target
+    try:
+        index = int(target)
+    except ValueError:
+        index = None
+    if index is not None:
+        if -len(columns) <= index < len(columns):
+            return columns[index]
+        raise HyperparameterError(option, target,
+                                  f"a column index between 0 and {len(columns) - 1}")
+    if not table.has_header:
+        raise HyperparameterError(
+            option, target, "a 0-based column index",
+            hint="the data has no header row, so columns have no names",
+        )
+    raise HyperparameterError(
+        option, target, "a column of the data",
+        hint="columns: " + ", ".join(map(str, columns[:50])),
+    )
+
+
+def infer_task(y: pd.Series) -> str:
+    """Text or a few whole-number values: classification; otherwise regression."""
+    values = y.dropna()
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return "classification"
+    numbers = values.to_numpy(dtype=float)
+    if np.all(np.mod(numbers, 1) == 0) and values.nunique() <= 20:
+        return "classification"
+    return "regression"

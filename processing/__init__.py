@@ -1,0 +1,1 @@
+"""The ``processing`` stage: a SageMaker processing job."""

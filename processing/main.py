@@ -1,0 +1,44 @@
+"""``processing``: the SageMaker processing job entry point.
+
+A processing job passes no command, so Pipelines name this shim as the
+``Processor`` entrypoint and append the options as arguments::
+
+    processing [prepare] [--target churn ...]   clean and split raw CSV (default)
+    processing --help                           the options
+
+On failure the reason goes to /opt/ml/output/message (the job's ExitMessage)
+and /opt/ml/output/failure, and the exit code is non-zero.
+"""
+import sys
+from pathlib import Path
+
+# Run as a script, Python puts this folder first on sys.path; the project root
+# is where the shared packages live.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from common.contract import Paths  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.failure import run_stage  # noqa: E402
+
+MODES = ("prepare",)
+USAGE = __doc__.split("\n\n")[1]
+
+
+def main(argv: list[str]) -> None:
+    paths = Paths.from_env()
+    mode, args = (argv[0], argv[1:]) if argv and not argv[0].startswith("-") else ("prepare", argv)
+    if mode == "prepare":
+        from processing.prepare import prepare
+
+        prepare(args, paths)
+    else:
+        raise UserError(f"unknown processing mode {mode!r}; use one of {', '.join(MODES)}")
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if argv in (["-h"], ["--help"], ["help"]):
+        print(__doc__.strip())
+        sys.exit(0)
+    paths = Paths.from_env()
+    run_stage("processing", lambda: main(argv), [paths.message_file, paths.failure_file])

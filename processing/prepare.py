@@ -1,0 +1,189 @@
+"""``processing prepare``: raw CSV in, clean train / validation / test splits out.
+
+Pipelines pass a processing job's options as ``ContainerArguments``, so they
+are command-line options here.  Outputs, each in its own folder so each can be
+a ``ProcessingOutput``:
+
+- ``train/``, ``validation/``, ``test/`` — CSV with a header, target first
+  (what ``train`` reads by default, and what ``evaluate`` scores);
+- ``test_features/`` — the test rows without target or header: the input of a
+  batch transform job, where a header line would arrive as a record.
+
+When the job runs on several instances (``ShardedByS3Key``), each instance
+sees part of the input and all instances upload to the same S3 prefixes, so
+file names carry the host name (``train-algo-2.csv``) to keep one instance
+from overwriting another's output.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from common.contract import Paths, ResourceConfig
+from common.errors import UserError
+from common.tables import infer_task, read_csv_folder, resolve_target
+
+log = logging.getLogger("processing")
+
+SPLITS = ("train", "validation", "test")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as a job failure instead of exiting."""
+
+    def error(self, message):
+        raise UserError(f"{self.prog}: {message} (run '{self.prog} --help' for the options)")
+
+
+def build_parser(paths: Paths) -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="processing prepare",
+        description="Clean raw CSV data and split it into train, validation and test sets.",
+    )
+    parser.add_argument("--input-dir", type=Path, default=paths.processing_dir / "input",
+                        help="folder of raw CSV files, read recursively (default: %(default)s)")
+    parser.add_argument("--output-dir", type=Path, default=paths.processing_dir / "output",
+                        help="folder that receives train/, validation/, test/ and "
+                             "test_features/ (default: %(default)s)")
+    parser.add_argument("--target", default=None,
+                        help="target column: name or 0-based index (default: first column)")
+    parser.add_argument("--header", choices=("auto", "present", "absent"), default="auto",
+                        help="whether the raw files start with a header row (default: auto)")
+    parser.add_argument("--task", choices=("auto", "classification", "regression"),
+                        default="auto", help="stratify splits when classification "
+                                             "(default: inferred from the target)")
+    parser.add_argument("--train-fraction", type=float, default=0.7)
+    parser.add_argument("--validation-fraction", type=float, default=0.15)
+    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=42, help="random seed for the split")
+    parser.add_argument("--keep-duplicates", action="store_true",
+                        help="keep exact duplicate rows (dropped by default)")
+    return parser
+
+
+@dataclass
+class Options:
+    input_dir: Path
+    output_dir: Path
+    target: str | None
+    header: str
+    task: str
+    fractions: dict[str, float]
+    seed: int
+    keep_duplicates: bool
+
+
+def parse_options(argv: list[str], paths: Paths) -> Options:
+    args = build_parser(paths).parse_args(argv)
+    fractions = {"train": args.train_fraction, "validation": args.validation_fraction,
+                 "test": args.test_fraction}
+    for name, value in fractions.items():
+        if not 0 <= value <= 1:
+            raise UserError(f"--{name}-fraction must be between 0 and 1, got {value}")
+    if fractions["train"] <= 0:
+        raise UserError("--train-fraction must be greater than 0")
+    total = sum(fractions.values())
+    if abs(total - 1) > 1e-6:
+        raise UserError(
+            "--train-fraction, --validation-fraction and --test-fraction must add up to 1, "
+            f"they add up to {total:g}"
+        )
+    return Options(args.input_dir, args.output_dir, args.target, args.header, args.task,
+                   fractions, args.seed, args.keep_duplicates)
+
+
+def clean(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    counts = {"rows_read": len(frame)}
+    no_target = frame[target].isna()
+    frame = frame.loc[~no_target]
+    counts["dropped_missing_target"] = int(no_target.sum())
+    return frame, counts
+
+
+def split(frame: pd.DataFrame, target: str, task: str, fractions: dict[str, float],
+          seed: int) -> dict[str, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    def stratify_by(part: pd.DataFrame, n_holdout: int):
+        if task != "classification":
+            return None
+        counts = part[target].value_counts()
+        if counts.min() < 2 or n_holdout < len(counts) or len(part) - n_holdout < len(counts):
+            log.warning("split is not stratified: some classes have too few rows")
+            return None
+        return part[target]
+
+    parts: dict[str, pd.DataFrame] = {}
+    rest, rest_share = frame, 1.0
+    for name in ("test", "validation"):
+        share = fractions[name]
+        if share <= 0:
+            parts[name] = frame.iloc[0:0]
+            continue
+        n_holdout = int(round(len(rest) * share / rest_share))
+        if n_holdout < 1 or len(rest) - n_holdout < 1:
+            raise UserError(f"only {len(frame)} usable rows: too few for a {name} share of "
+                            f"{share}; add rows or lower --{name}-fraction")
+        rest, held = train_test_split(rest, test_size=n_holdout, random_state=seed,
+                                      stratify=stratify_by(rest, n_holdout))
+        parts[name] = held
+        rest_share -= share
+    parts["train"] = rest
+    return {name: parts[name] for name in SPLITS}
+
+
+def write_csv(frame: pd.DataFrame, path: Path, *, header: bool) -> None:
+    """Write under a temporary name, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        frame.to_csv(partial, index=False, header=header)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def prepare(argv: list[str], paths: Paths) -> dict[str, Path]:
+    options = parse_options(argv, paths)
+    resources = ResourceConfig.read(paths.processing_resourceconfig_file)
+    table = read_csv_folder(options.input_dir, header=options.header, what="input")
+    target = resolve_target(table, options.target, option="--target")
+
+    frame, counts = clean(table.frame, target)
+    if frame.empty:
+        raise UserError(f"no row of the input under {options.input_dir} has a value in the "
+                        f"target column {target!r}")
+    if not options.keep_duplicates:
+        before = len(frame)
+        frame = frame.drop_duplicates()
+        counts["dropped_duplicates"] = before - len(frame)
+    task = infer_task(frame[target]) if options.task == "auto" else options.task
+    # Target first: the layout train expects by default, with or without a header.
+    frame = frame[[target] + [c for c in frame.columns if c != target]]
+    parts = split(frame, target, task, options.fractions, options.seed)
+
+    suffix = f"-{resources.current_host}" if resources.is_distributed else ""
+    written = {}
+    for name, part in parts.items():
+        if name != "train" and options.fractions[name] <= 0:
+            continue
+        path = options.output_dir / name / f"{name}{suffix}.csv"
+        write_csv(part, path, header=True)
+        written[name] = path
+    if options.fractions["test"] > 0:
+        path = options.output_dir / "test_features" / f"test_features{suffix}.csv"
+        write_csv(parts["test"].drop(columns=[target]), path, header=False)
+        written["test_features"] = path
+
+    log.info("%s; task %s, target %r", ", ".join(f"{k} {v}" for k, v in counts.items()), task,
+             target)
+    for name, path in written.items():
+        rows = len(parts.get(name, parts["test"]))
+        log.info("wrote %s: %d rows -> %s", name, rows, path)
+    return written

@@ -1,0 +1,1 @@
+"""The ``serve`` stage: real-time endpoints and batch transform."""

@@ -1,0 +1,391 @@
+"""Request and response formats: CSV, JSON and JSON Lines.
+
+Pure functions, no Flask: bytes and a content type in, :class:`Records` out;
+a :class:`Prediction` and an accept type in, bytes out.
+
+Input
+  ``text/csv``               rows in training feature order, no header; or a first
+                              row naming the features (any order; a target column
+                              in it is ignored)
+  ``application/json``       ``{"instances": rows}``, a bare list of rows, or one row;
+                              a row is a list (feature order) or an object (by name)
+  ``application/jsonlines``  one row per line, a list or an object
+
+Output (``output`` = ``label`` | ``probabilities`` | ``all``)
+  ``text/csv``               one line per row: the label; or the class probabilities;
+                              or the label then the probabilities
+  ``application/json``       ``{"predictions": [...], "probabilities": [[...]],
+                              "classes": [...]}`` (keys by output)
+  ``application/jsonlines``  one object per row: ``{"prediction": ...,
+                              "probabilities": {class: p}}``
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from serve.errors import NotAcceptable, RequestError, UnsupportedContentType
+from serve.schema import Records, Schema
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+FORMATS = (CSV, JSON, JSONLINES)
+ALIASES = {
+    "text/csv": CSV, "application/csv": CSV, "text/x-csv": CSV,
+    "application/json": JSON, "text/json": JSON,
+    "application/jsonlines": JSONLINES, "application/x-jsonlines": JSONLINES,
+    "application/jsonl": JSONLINES, "application/x-ndjson": JSONLINES,
+    "application/ndjson": JSONLINES,
+}
+OUTPUTS = ("label", "probabilities", "all")
+
+# Payloads up to this size are parsed in Python (no per-call set-up cost);
+# larger ones by pandas' C parser.
+SMALL_CSV_BYTES = 64 * 1024
+
+
+@dataclass
+class MediaType:
+    kind: str  # canonical, one of FORMATS
+    charset: str = "utf-8"
+
+
+def parse_media_type(value: str | None) -> tuple[str, dict[str, str]]:
+    kind, _, rest = (value or "").partition(";")
+    params = {}
+    for part in rest.split(";"):
+        key, _, val = part.partition("=")
+        if key.strip():
+            params[key.strip().lower()] = val.strip().strip('"')
+    return kind.strip().lower(), params
+
+
+def content_type(value: str | None) -> MediaType:
+    """The request's format; a missing Content-Type means CSV, as for built-in algorithms."""
+    kind, params = parse_media_type(value)
+    if not kind:
+        return MediaType(CSV)
+    canonical = ALIASES.get(kind)
+    if canonical is None:
+        raise UnsupportedContentType(
+            f"Content-Type {value!r} is not supported; send one of {', '.join(FORMATS)}"
+        )
+    charset = params.get("charset", "utf-8").lower()
+    try:
+        "".encode(charset)
+    except LookupError:
+        raise UnsupportedContentType(f"charset {charset!r} in Content-Type {value!r} is unknown; "
+                                     "send UTF-8") from None
+    return MediaType(canonical, charset)
+
+
+def accept_type(value: str | None, default: str) -> str:
+    """Pick the best supported type from an Accept header (q-values honoured)."""
+    if not value or not value.strip():
+        return default
+    choices = []
+    for index, item in enumerate(value.split(",")):
+        kind, params = parse_media_type(item)
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 1.0
+        if q <= 0 or not kind:
+            continue
+        if kind in ("*/*", "*"):
+            resolved = default
+        elif kind == "text/*":
+            resolved = CSV
+        elif kind == "application/*":
+            resolved = default if default in (JSON, JSONLINES) else JSON
+        else:
+            resolved = ALIASES.get(kind)
+        if resolved:
+            choices.append((-q, index, resolved))
+    if not choices:
+        raise NotAcceptable(f"Accept {value!r} names no supported type; accept one of "
+                            f"{', '.join(FORMATS)} (or */*)")
+    return min(choices)[2]
+
+
+# -- decoding -------------------------------------------------------------------
+def decode(body: bytes, media: MediaType, schema: Schema) -> Records:
+    if not body or not body.strip():
+        raise RequestError("the request body is empty; send at least one row")
+    if media.kind == CSV:
+        return decode_csv(body, schema, media.charset)
+    text = _text(body, media.charset)
+    if media.kind == JSON:
+        return decode_json(text, schema)
+    return decode_jsonlines(text, schema)
+
+
+def _text(body: bytes, charset: str) -> str:
+    try:
+        return body.decode(charset)
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            f"the body is not valid {charset} (bad byte at position {exc.start}); send UTF-8 "
+            "text or name the charset in Content-Type"
+        ) from None
+
+
+def _header_map(cells: list[str], schema: Schema) -> list[int | None] | None:
+    """Column -> feature position when ``cells`` is a header row, else None.
+
+    A header row holds no numbers and at least half its cells name features
+    (or the target, whose column is then ignored).
+    """
+    names = [c.strip() for c in cells]
+    if any(n and _is_number(n) for n in names):
+        return None
+    matched = sum(n in schema.position or n == schema.target for n in names)
+    if matched == 0 or matched < len(names) / 2:
+        return None
+    unknown = [n for n in names if n not in schema.position and n != schema.target]
+    if unknown:
+        raise RequestError(
+            f"the header row names unknown column(s) {', '.join(map(repr, unknown[:10]))}; "
+            f"the model expects {schema.describe()}"
+        )
+    missing = [n for n in schema.names if n not in names]
+    if missing:
+        raise RequestError(
+            f"the header row lacks feature(s) {', '.join(map(repr, missing[:10]))}; "
+            f"the model expects {schema.describe()}"
+        )
+    return [schema.position.get(n) for n in names]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def decode_csv(body: bytes, schema: Schema, charset: str = "utf-8") -> Records:
+    if len(body) > SMALL_CSV_BYTES and charset in ("utf-8", "utf8"):
+        records = decode_csv_large(body, schema)
+        if records is not None:
+            return records
+    return decode_csv_rows(_text(body, charset), schema)
+
+
+def decode_csv_rows(text: str, schema: Schema) -> Records:
+    """Row-by-row parsing: no set-up cost, and exact row numbers in errors."""
+    if '"' in text:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    else:
+        rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise RequestError("the CSV body holds no rows")
+    mapping = _header_map(rows[0], schema)
+    if mapping is None:
+        return schema.from_positional_rows(rows)
+    rows = rows[1:]
+    if not rows:
+        raise RequestError("the CSV body holds a header row but no data rows")
+    width = len(mapping)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise RequestError(f"row {i + 1} has {len(row)} values but the header names {width}")
+    columns = {}
+    for j, position in enumerate(mapping):
+        if position is not None:
+            name = schema.names[position]
+            columns[name] = schema.column(name, [row[j] for row in rows])
+    ordered = {name: columns[name] for name in schema.names}
+    return Records(ordered, len(rows))
+
+
+def _first_line_of_wrong_width(body: bytes, width: int) -> int | None:
+    """1-based number of the first line without ``width`` fields, or None.
+
+    pandas fills short rows with missing values silently; counting the
+    delimiters catches a row with a value too few.  Only for bodies without
+    quotes, where every comma separates fields.
+    """
+    data = np.frombuffer(body, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    ends = np.append(newlines, len(data)) if (len(data) and data[-1] != 10) else newlines
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    commas = np.flatnonzero(data == 44)
+    per_line = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+    blank = (ends - starts) <= 1
+    bad = np.flatnonzero((per_line != width - 1) & ~blank)
+    return int(bad[0]) + 1 if len(bad) else None
+
+
+def decode_csv_large(body: bytes, schema: Schema) -> Records | None:
+    """pandas' C parser for large bodies; None when the row-by-row parser must decide.
+
+    Header rows and malformed bodies go to :func:`decode_csv_rows`, which
+    names the exact row and value at fault.
+    """
+    import pandas as pd
+
+    end = body.find(b"\n")
+    first_line = body[: end if end >= 0 else len(body)].decode("utf-8", "replace")
+    first = next(csv.reader([first_line]), [])
+    if not first or _header_map(first, schema) is not None:
+        return None
+    if b'"' not in body:
+        bad_line = _first_line_of_wrong_width(body, schema.width)
+        if bad_line is not None:
+            line = body.split(b"\n", bad_line)[bad_line - 1]
+            raise RequestError(schema.width_message(line.count(b",") + 1, bad_line))
+    dtypes = {i: (np.float64 if schema.kinds[n] == "numeric" else object)
+              for i, n in enumerate(schema.names)}
+    try:
+        frame = pd.read_csv(io.BytesIO(body), header=None, dtype=dtypes, encoding="utf-8",
+                            skipinitialspace=True, na_values=["?"], skip_blank_lines=True,
+                            names=list(range(schema.width)), on_bad_lines="error")
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError):
+        return None
+    columns = {}
+    for i, name in enumerate(schema.names):
+        values = frame[i].to_numpy()
+        if schema.kinds[name] == "numeric":
+            values = values.astype(np.float64, copy=False)
+            if np.isinf(values).any():
+                row = int(np.flatnonzero(np.isinf(values))[0]) + 1
+                raise RequestError(f"row {row}, feature {name!r}: infinite values are not "
+                                   "accepted; send a number, or an empty value for missing")
+        else:
+            values = np.asarray(values, dtype=object)
+        columns[name] = values
+    return Records(columns, len(frame))
+
+
+def _loads(text: str):
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RequestError("the JSON body is nested too deeply; send rows as flat lists or "
+                           "objects") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                           f"column {exc.colno}") from None
+
+
+def rows_to_records(rows: list, schema: Schema, where: str) -> Records:
+    if not rows:
+        raise RequestError(f"{where} holds no rows")
+    if all(isinstance(r, dict) for r in rows):
+        return schema.from_named_rows(rows)
+    if all(isinstance(r, list) for r in rows):
+        for i, row in enumerate(rows):
+            for value in row:
+                if isinstance(value, (list, dict)):
+                    raise RequestError(f"row {i + 1} holds a nested {type(value).__name__}; "
+                                       "each value must be a number, text or null")
+        return schema.from_positional_rows(rows)
+    kinds = sorted({type(r).__name__ for r in rows})
+    raise RequestError(f"{where} must be a list of rows, each a list of values or an object "
+                       f"of feature: value; found {', '.join(kinds)}")
+
+
+def decode_json(text: str, schema: Schema) -> Records:
+    payload = _loads(text)
+    if isinstance(payload, dict):
+        if "instances" in payload:
+            rows = payload["instances"]
+            if not isinstance(rows, list):
+                raise RequestError('"instances" must be a list of rows')
+            return rows_to_records(rows, schema, '"instances"')
+        return rows_to_records([payload], schema, "the JSON object")
+    if isinstance(payload, list):
+        if payload and all(not isinstance(v, (list, dict)) for v in payload):
+            return rows_to_records([payload], schema, "the JSON list")  # one row
+        return rows_to_records(payload, schema, "the JSON list")
+    raise RequestError('send {"instances": [rows]}, a list of rows, or one row; got a JSON '
+                       + type(payload).__name__)
+
+
+def decode_jsonlines(text: str, schema: Schema) -> Records:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except RecursionError:
+            raise RequestError(f"line {number} is nested too deeply") from None
+        except json.JSONDecodeError as exc:
+            raise RequestError(f"line {number} is not valid JSON: {exc.msg} at column "
+                               f"{exc.colno}") from None
+    return rows_to_records(rows, schema, "the JSON Lines body")
+
+
+# -- encoding -------------------------------------------------------------------
+@dataclass
+class Prediction:
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+    classes: list | None = None
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def encode(prediction: Prediction, accept: str, output: str) -> bytes:
+    if output != "label" and prediction.probabilities is None:
+        raise RequestError(f"output={output} needs class probabilities, which this model "
+                           "does not give (regression or no predict_proba); use output=label")
+    labels = [_plain(v) for v in prediction.labels.tolist()]
+    proba = prediction.probabilities.tolist() if output != "label" else None
+    if accept == CSV:
+        return encode_csv(labels, proba, output)
+    if accept == JSON:
+        body = {}
+        if output in ("label", "all"):
+            body["predictions"] = labels
+        if proba is not None:
+            body["probabilities"] = proba
+            body["classes"] = [_plain(c) for c in prediction.classes]
+        return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    classes = [str(_plain(c)) for c in prediction.classes] if proba is not None else None
+    lines = []
+    for i, label in enumerate(labels):
+        item = {}
+        if output in ("label", "all"):
+            item["prediction"] = label
+        if proba is not None:
+            item["probabilities"] = dict(zip(classes, proba[i]))
+        lines.append(json.dumps(item, separators=(",", ":")))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def encode_csv(labels: list, proba: list | None, output: str) -> bytes:
+    if proba is None:
+        lines = map(_csv_cell, labels)
+    elif output == "probabilities":
+        lines = (",".join(map(repr, row)) for row in proba)
+    else:
+        lines = (_csv_cell(label) + "," + ",".join(map(repr, row))
+                 for label, row in zip(labels, proba))
+    return ("\n".join(lines) + "\n").encode("utf-8")

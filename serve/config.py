@@ -1,0 +1,85 @@
+"""Serving settings, from the environment SageMaker (or the user) sets.
+
+=========================================== ===========================================
+``SAGEMAKER_BIND_TO_PORT``                  port to listen on (default 8080)
+``SAGEMAKER_MODEL_SERVER_WORKERS``          worker processes (default: one per CPU)
+``SAGEMAKER_MODEL_SERVER_THREADS``          threads per worker (default 4)
+``SAGEMAKER_MODEL_SERVER_TIMEOUT``          seconds a request may take (default 60)
+``SAGEMAKER_MAX_PAYLOAD_IN_MB``             largest request body (default 6)
+``SAGEMAKER_BATCH``                         set by batch transform jobs
+``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``    answer format when Accept is missing or */*
+``SAGEMAKER_INFERENCE_OUTPUT``              default output: label, probabilities or all
+``SAGEMAKER_MODEL_DIR``                     model folder (default <base>/model)
+=========================================== ===========================================
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.contract import Paths, cpu_count, env_bool, env_int
+from common.errors import UserError
+from serve import codecs
+
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT = 60
+DEFAULT_THREADS = 4
+DEFAULT_MAX_PAYLOAD_MB = 6
+# Batch transform: MaxConcurrentTransforms x MaxPayloadInMB must not pass 100.
+BATCH_BUDGET_MB = 100
+KEEPALIVE_SECONDS = 75  # longer than the 60 s idle timeout of pooling clients
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_dir: Path
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    threads: int = DEFAULT_THREADS
+    timeout: int = DEFAULT_TIMEOUT
+    max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
+    batch: bool = False
+    default_accept: str | None = None
+    default_output: str = "label"
+
+    @classmethod
+    def from_env(cls, *, host: str | None = None, port: int | None = None) -> "ServerConfig":
+        paths = Paths.from_env()
+        default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").strip()
+        if default_accept:
+            canonical = codecs.ALIASES.get(codecs.parse_media_type(default_accept)[0])
+            if canonical is None:
+                raise UserError(
+                    f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={default_accept!r} is not a supported "
+                    f"type; use one of {', '.join(codecs.FORMATS)}"
+                )
+            default_accept = canonical
+        output = os.environ.get("SAGEMAKER_INFERENCE_OUTPUT", "label").strip().lower() or "label"
+        if output not in codecs.OUTPUTS:
+            raise UserError(f"SAGEMAKER_INFERENCE_OUTPUT={output!r} must be one of "
+                            f"{', '.join(codecs.OUTPUTS)}")
+        model_dir = Path(os.environ.get("SAGEMAKER_MODEL_DIR") or paths.model_dir)
+        return cls(
+            model_dir=model_dir,
+            host=host or "0.0.0.0",
+            port=port or env_int("SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT),
+            workers=env_int("SAGEMAKER_MODEL_SERVER_WORKERS", cpu_count()),
+            threads=env_int("SAGEMAKER_MODEL_SERVER_THREADS", DEFAULT_THREADS),
+            timeout=env_int("SAGEMAKER_MODEL_SERVER_TIMEOUT", DEFAULT_TIMEOUT),
+            max_payload_mb=env_int("SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB),
+            batch=env_bool("SAGEMAKER_BATCH", False),
+            default_accept=default_accept or None,
+            default_output=output,
+        )
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.max_payload_mb * 1024 * 1024
+
+    def execution_parameters(self) -> dict:
+        """What batch transform should send: one request per worker, within the 100 MB budget."""
+        concurrency = self.workers
+        payload = max(1, min(self.max_payload_mb, BATCH_BUDGET_MB // concurrency))
+        return {"MaxConcurrentTransforms": concurrency, "MaxPayloadInMB": payload}

@@ -1,0 +1,67 @@
+"""``serve``: the SageMaker inference entry point (real-time endpoints and batch transform).
+
+Loads the model from /opt/ml/model once, then runs the Flask app under
+gunicorn, listening on 0.0.0.0:8080 (or ``SAGEMAKER_BIND_TO_PORT``).  A model
+that cannot be loaded stops the container at once with one log line that
+names the file and the problem, so the endpoint fails its health check with
+a reason instead of answering errors.
+
+    serve [--host HOST] [--port PORT]
+
+The options are for running outside a container (tests, local runs); in a
+container SageMaker passes only the word ``serve``.
+"""
+import os
+import sys
+from pathlib import Path
+
+# One worker per core already uses every core: numerical libraries must not
+# start thread pools of their own in each worker (they read these at import).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+# Run as a script, Python puts this folder first on sys.path; the project root
+# is where the shared packages live.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+
+from common.errors import UserError  # noqa: E402
+from common.failure import configure_logging, one_line  # noqa: E402
+
+log = logging.getLogger("serve")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="serve", description="Serve the model over HTTP.")
+    parser.add_argument("command", nargs="?", choices=["serve"], help=argparse.SUPPRESS)
+    parser.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    configure_logging("serve")
+    try:
+        from serve.config import ServerConfig
+        from serve.predictor import Predictor
+
+        config = ServerConfig.from_env(host=args.host, port=args.port)
+        predictor = Predictor.from_dir(config.model_dir)
+    except UserError as exc:
+        log.error("cannot start: %s", one_line(str(exc)))
+        return 1
+    log.info("loaded %s (%s, %d features) from %s", predictor.metadata.estimator or "model",
+             predictor.metadata.task, predictor.schema.width, config.model_dir)
+
+    from serve.app import create_app
+    from serve.server import run
+
+    return run(create_app(predictor, config), config)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

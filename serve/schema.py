@@ -1,0 +1,153 @@
+"""The model's input schema, and turning raw cells into typed feature columns.
+
+Decoders hand over cells (strings from CSV, JSON values) by feature; this
+module types them the way the training data was typed — numbers as float64,
+categories as strings — and reports a bad cell by row and column.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.model_files import ModelMetadata
+from serve.errors import RequestError
+
+# The cells pandas reads as missing when training reads CSV, plus "?" (see
+# common/tables.py), so that serving reads a cell the way training did.
+MISSING_MARKERS = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", "?",
+})
+
+
+@dataclass
+class Records:
+    """Decoded input: one array per feature, all of length ``n``, in feature order."""
+
+    columns: dict[str, np.ndarray]
+    n: int
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.columns, copy=False)
+
+
+class Schema:
+    def __init__(self, metadata: ModelMetadata):
+        self.names = metadata.feature_names
+        self.kinds = {f.name: f.kind for f in metadata.features}
+        self.position = {name: i for i, name in enumerate(self.names)}
+        self.target = metadata.target
+        self.width = len(self.names)
+
+    def describe(self, limit: int = 30) -> str:
+        names = ", ".join(self.names[:limit])
+        more = f", ... ({self.width} in all)" if self.width > limit else ""
+        return f"{self.width} features in this order: {names}{more}"
+
+    # -- typing cells -------------------------------------------------------
+    def numeric_column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
+        try:
+            values = np.array(cells, dtype=np.float64)
+        except (ValueError, TypeError):
+            values = np.array([self._number(name, c, first_row + i)
+                               for i, c in enumerate(cells)], dtype=np.float64)
+        if not np.isfinite(values).all():
+            bad = np.flatnonzero(np.isinf(values))
+            if len(bad):
+                raise RequestError(
+                    f"row {first_row + int(bad[0])}, feature {name!r}: {cells[int(bad[0])]!r} "
+                    "is not a finite number; send a number, or an empty value for missing"
+                )
+        return values
+
+    def _number(self, name: str, cell, row: int) -> float:
+        if cell is None:
+            return math.nan
+        if isinstance(cell, bool):
+            raise RequestError(f"row {row}, feature {name!r}: expected a number, got {cell!r}")
+        if isinstance(cell, (int, float)):
+            return float(cell)
+        if isinstance(cell, str):
+            text = cell.strip()
+            if text in MISSING_MARKERS:
+                return math.nan
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        raise RequestError(
+            f"row {row}, feature {name!r}: expected a number, got {_short(cell)}"
+        )
+
+    def categorical_column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
+        out = np.empty(len(cells), dtype=object)
+        for i, cell in enumerate(cells):
+            out[i] = self._category(name, cell, first_row + i)
+        return out
+
+    def _category(self, name: str, cell, row: int):
+        if cell is None:
+            return np.nan
+        if isinstance(cell, str):
+            text = cell.strip()
+            return np.nan if text in MISSING_MARKERS else text
+        if isinstance(cell, bool):
+            return str(cell)
+        if isinstance(cell, float):
+            if math.isnan(cell):
+                return np.nan
+            return str(int(cell)) if cell.is_integer() else str(cell)
+        if isinstance(cell, int):
+            return str(cell)
+        raise RequestError(
+            f"row {row}, feature {name!r}: expected a text or number value, got {_short(cell)}"
+        )
+
+    def column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
+        if self.kinds[name] == "numeric":
+            return self.numeric_column(name, cells, first_row)
+        return self.categorical_column(name, cells, first_row)
+
+    # -- rows -----------------------------------------------------------------
+    def from_positional_rows(self, rows: list[list], *, what: str = "row") -> Records:
+        """Rows of values in training feature order."""
+        for i, row in enumerate(rows):
+            if len(row) != self.width:
+                raise RequestError(self.width_message(len(row), i + 1, what))
+        columns = {}
+        for j, name in enumerate(self.names):
+            columns[name] = self.column(name, [row[j] for row in rows])
+        return Records(columns, len(rows))
+
+    def from_named_rows(self, rows: list[dict]) -> Records:
+        """Rows as objects keyed by feature name; a missing key is a missing value."""
+        known = self.position
+        for i, row in enumerate(rows):
+            unknown = [k for k in row if k not in known and k != self.target]
+            if unknown:
+                raise RequestError(
+                    f"row {i + 1} has unknown feature(s) {', '.join(map(repr, unknown[:10]))}; "
+                    f"the model expects {self.describe()}"
+                )
+            if not any(k in known for k in row):
+                raise RequestError(f"row {i + 1} names none of the model's features; the model "
+                                   f"expects {self.describe()}")
+        columns = {name: self.column(name, [row.get(name) for row in rows])
+                   for name in self.names}
+        return Records(columns, len(rows))
+
+    def width_message(self, got: int, row: int, what: str = "row") -> str:
+        hint = ""
+        if got == self.width + 1:
+            hint = (f" (it looks like the target column {self.target!r} is included; "
+                    "send features only)")
+        return (f"{what} {row} has {got} values but the model expects {self.describe()}{hint}")
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...'"

@@ -1,0 +1,36 @@
+"""``train``: the SageMaker training job entry point.
+
+Reads the job's configuration from /opt/ml/input, fits a model and writes it
+to /opt/ml/model; on failure, writes the reason to /opt/ml/output/failure and
+exits non-zero.
+"""
+import sys
+from pathlib import Path
+
+# Run as a script, Python puts this folder first on sys.path; the project root
+# is where the shared packages live.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from common.contract import Hyperparameters, Paths, read_input_data_config  # noqa: E402
+from common.failure import run_stage  # noqa: E402
+
+
+def main() -> None:
+    paths = Paths.from_env()
+    hyperparameters = Hyperparameters.read(paths.hyperparameters_file)
+    input_config = read_input_data_config(paths.inputdataconfig_file)
+
+    from train.trainer import train
+
+    result = train(paths, hyperparameters, input_config)
+    for line in result.metric_lines:
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "train"]
+    if args:
+        sys.exit(f"train takes no arguments (got {' '.join(args)}); it reads its settings "
+                 "from hyperparameters.json")
+    paths = Paths.from_env()
+    run_stage("train", main, [paths.failure_file])
