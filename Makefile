@@ -1,0 +1,31 @@
+# Set-up and everyday commands. Each target creates the virtual environment
+# it needs, so on a fresh clone `make demo` and `make test` are all it takes.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test test-fast bench image clean
+
+$(BIN)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## demo: processing -> train -> batch transform -> serve, on the bundled data
+demo: $(BIN)/.runtime
+	$(BIN)/python scripts/demo.py
+
+## test: the whole test suite (container and SDK tests need podman/buildah; see README)
+test: $(BIN)/.dev
+	$(BIN)/python -m pytest
+
+## test-fast: unit and contract tests only
+test-fast: $(BIN)/.dev
+	$(BIN)/python -m pytest tests/unit tests/contract
+
+clean:
+	rm -rf work .pytest_cache
