@@ -26,33 +26,49 @@ def metric_names(task: str) -> tuple[str, ...]:
     return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
 
 
+def label_codes(y_true, y_pred, classes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as their position in ``classes`` (labels not in it get further codes).
+
+    scikit-learn's metrics cannot type an object array of numbers or booleans
+    (0/1 or True/False targets), so they are scored as integer codes.
+    """
+    codes: dict[Any, int] = {}
+    for label in classes:
+        codes.setdefault(label, len(codes))
+
+    def encode(values) -> np.ndarray:
+        return np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
+
+    return encode(np.asarray(y_true, dtype=object).tolist()), \
+        encode(np.asarray(y_pred, dtype=object).tolist())
+
+
 def classification_metrics(y_true, y_pred, proba: np.ndarray | None,
                            classes: list[Any]) -> dict[str, float]:
     from sklearn import metrics as m
 
-    y_true = np.asarray(y_true, dtype=object)
-    y_pred = np.asarray(y_pred, dtype=object)
-    binary = len(classes) == 2
-    average = "binary" if binary else "macro"
-    extra = {"pos_label": classes[1]} if binary else {}
+    y_true, y_pred = label_codes(y_true, y_pred, classes)
+    n = len(classes)
+    # Binary: the scores of the positive class (classes[1]); otherwise the macro average.
+    scored = [1] if n == 2 else list(range(n))
     out = {
         "accuracy": m.accuracy_score(y_true, y_pred),
         "balanced_accuracy": m.balanced_accuracy_score(y_true, y_pred),
-        "precision": m.precision_score(y_true, y_pred, average=average, zero_division=0,
-                                       labels=classes if not binary else None, **extra),
-        "recall": m.recall_score(y_true, y_pred, average=average, zero_division=0,
-                                 labels=classes if not binary else None, **extra),
-        "f1": m.f1_score(y_true, y_pred, average=average, zero_division=0,
-                         labels=classes if not binary else None, **extra),
+        "precision": m.precision_score(y_true, y_pred, average="macro", zero_division=0,
+                                       labels=scored),
+        "recall": m.recall_score(y_true, y_pred, average="macro", zero_division=0,
+                                 labels=scored),
+        "f1": m.f1_score(y_true, y_pred, average="macro", zero_division=0, labels=scored),
     }
     present = set(y_true.tolist())
-    if proba is not None and len(present) > 1 and present <= set(classes):
+    if proba is not None and len(present) > 1 and present <= set(range(n)):
         try:
-            if binary:
-                out["auc"] = m.roc_auc_score(y_true == classes[1], proba[:, 1])
-            elif len(present) == len(classes):
-                out["auc"] = m.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes)
-            out["log_loss"] = m.log_loss(y_true, proba, labels=classes)
+            if n == 2:
+                out["auc"] = m.roc_auc_score(y_true == 1, proba[:, 1])
+            elif len(present) == n:
+                out["auc"] = m.roc_auc_score(y_true, proba, multi_class="ovr",
+                                             labels=list(range(n)))
+            out["log_loss"] = m.log_loss(y_true, proba, labels=list(range(n)))
         except ValueError:
             pass
     return {k: float(v) for k, v in out.items() if math.isfinite(float(v))}
