@@ -4,7 +4,9 @@ A processing job passes no command, so Pipelines name this shim as the
 ``Processor`` entrypoint and append the options as arguments::
 
     processing [prepare] [--target churn ...]   clean and split raw CSV (default)
-    processing --help                           the options
+    processing evaluate [--model-dir ...]       score a model on the test split and
+                                                write evaluation.json
+    processing --help                           this text; MODE --help: its options
 
 On failure the reason goes to /opt/ml/output/message (the job's ExitMessage)
 and /opt/ml/output/failure, and the exit code is non-zero.
@@ -20,7 +22,7 @@ from common.contract import Paths  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.failure import run_stage  # noqa: E402
 
-MODES = ("prepare",)
+MODES = ("prepare", "evaluate")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -31,6 +33,10 @@ def main(argv: list[str]) -> None:
         from processing.prepare import prepare
 
         prepare(args, paths)
+    elif mode == "evaluate":
+        from processing.evaluate import evaluate
+
+        evaluate(args, paths)
     else:
         raise UserError(f"unknown processing mode {mode!r}; use one of {', '.join(MODES)}")
 
