@@ -9,6 +9,7 @@ apart from the data itself.
 """
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,8 @@ class Table:
     frame: pd.DataFrame
     has_header: bool
     files: list[Path] = field(default_factory=list)
-    # For each row of ``frame``: index into ``files`` and 1-based line number.
+    # For each row of ``frame``: index into ``files`` and 1-based record number in
+    # that file (a header counts as record 1); ``where`` turns it into a line.
     row_file: np.ndarray | None = None
     row_line: np.ndarray | None = None
 
@@ -46,7 +48,29 @@ class Table:
         if self.row_file is None or self.row_line is None:
             return f"row {row_position + 1}"
         path = self.files[int(self.row_file[row_position])]
-        return f"line {int(self.row_line[row_position])} of {path}"
+        return f"line {_line_of_record(path, int(self.row_line[row_position]))} of {path}"
+
+
+def _line_of_record(path: Path, record: int) -> int:
+    """The 1-based line where the ``record``-th record of a CSV file starts.
+
+    pandas skips blank lines and lets quoted cells span lines, so a record's
+    position in the frame is not its line in the file.  Only used in messages.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            reader = csv.reader(handle)
+            seen, end = 0, 0
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # a blank line
+                seen += 1
+                if seen == record:
+                    return start
+    except (OSError, csv.Error):
+        pass
+    return record
 
 
 def list_data_files(folder: Path) -> list[Path]:
