@@ -41,18 +41,46 @@ def output_choice(custom_attributes: str | None, default: str) -> str:
     return default
 
 
-def invoke(predictor: Predictor, config: ServerConfig, body: bytes, content_type: str | None,
+# CSV bodies larger than this are parsed and predicted block by block, as
+# they are read, so a 100 MB batch payload never sits in memory several times.
+BLOCK_BYTES = 4 * 1024 * 1024
+
+
+def invoke(predictor: Predictor, config: ServerConfig, body, content_type: str | None,
            accept: str | None, custom_attributes: str | None) -> tuple[bytes, str]:
-    """One invocation, without Flask: (answer body, answer content type)."""
+    """One invocation, without Flask: (answer body, answer content type).
+
+    ``body`` is the request body, or a callable giving (block, first row)
+    pairs for a body read block by block.
+    """
     media = codecs.content_type(content_type)
     answer_type = codecs.accept_type(accept, config.default_accept or media.kind)
     output = output_choice(custom_attributes, config.default_output)
     if output != "label" and not predictor.has_probabilities:
         raise UserError(f"output={output} needs class probabilities, which this "
                         f"{predictor.metadata.task} model does not give; use output=label")
-    records = codecs.decode(body, media, predictor.schema)
-    prediction = predictor.predict(records, probabilities=output != "label")
-    return codecs.encode(prediction, answer_type, output), answer_type
+    blocks = body(media) if callable(body) else [(body, 1)]
+    parts = [
+        predictor.predict(codecs.decode(block, media, predictor.schema, first_row=row),
+                          probabilities=output != "label")
+        for block, row in blocks
+    ]
+    if not parts:
+        raise UserError("the request body is empty; send at least one row")
+    return codecs.encode(codecs.Prediction.concat(parts), answer_type, output), answer_type
+
+
+def request_body():
+    """The body at once, or block by block for a large CSV body."""
+    length = request.content_length or 0
+
+    def blocks(media: codecs.MediaType):
+        if media.kind == codecs.CSV and media.charset in ("utf-8", "utf8") \
+                and length > BLOCK_BYTES:
+            return codecs.csv_blocks(request.stream, length, BLOCK_BYTES)
+        return [(request.get_data(cache=False), 1)]
+
+    return blocks
 
 
 def create_app(predictor: Predictor, config: ServerConfig) -> Flask:
@@ -65,9 +93,8 @@ def create_app(predictor: Predictor, config: ServerConfig) -> Flask:
 
     @app.post("/invocations")
     def invocations():
-        body = request.get_data(cache=False)
         answer, answer_type = invoke(
-            predictor, config, body, request.headers.get("Content-Type"),
+            predictor, config, request_body(), request.headers.get("Content-Type"),
             request.headers.get("Accept"), request.headers.get(CUSTOM_ATTRIBUTES),
         )
         return Response(answer, status=200, mimetype=answer_type)

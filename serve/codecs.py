@@ -115,11 +115,11 @@ def accept_type(value: str | None, default: str) -> str:
 
 
 # -- decoding -------------------------------------------------------------------
-def decode(body: bytes, media: MediaType, schema: Schema) -> Records:
+def decode(body: bytes, media: MediaType, schema: Schema, *, first_row: int = 1) -> Records:
     if not body or not body.strip():
         raise RequestError("the request body is empty; send at least one row")
     if media.kind == CSV:
-        return decode_csv(body, schema, media.charset)
+        return decode_csv(body, schema, media.charset, first_row=first_row)
     text = _text(body, media.charset)
     if media.kind == JSON:
         return decode_json(text, schema)
@@ -171,15 +171,16 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def decode_csv(body: bytes, schema: Schema, charset: str = "utf-8") -> Records:
+def decode_csv(body: bytes, schema: Schema, charset: str = "utf-8", *,
+               first_row: int = 1) -> Records:
     if len(body) > SMALL_CSV_BYTES and charset in ("utf-8", "utf8"):
-        records = decode_csv_large(body, schema)
+        records = decode_csv_large(body, schema, first_row=first_row)
         if records is not None:
             return records
-    return decode_csv_rows(_text(body, charset), schema)
+    return decode_csv_rows(_text(body, charset), schema, first_row=first_row)
 
 
-def decode_csv_rows(text: str, schema: Schema) -> Records:
+def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1) -> Records:
     """Row-by-row parsing: no set-up cost, and exact row numbers in errors."""
     if '"' in text:
         rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
@@ -187,9 +188,9 @@ def decode_csv_rows(text: str, schema: Schema) -> Records:
         rows = [line.split(",") for line in text.splitlines() if line.strip()]
     if not rows:
         raise RequestError("the CSV body holds no rows")
-    mapping = _header_map(rows[0], schema)
+    mapping = _header_map(rows[0], schema) if first_row == 1 else None
     if mapping is None:
-        return schema.from_positional_rows(rows)
+        return schema.from_positional_rows(rows, first_row=first_row)
     rows = rows[1:]
     if not rows:
         raise RequestError("the CSV body holds a header row but no data rows")
@@ -224,7 +225,7 @@ def _first_line_of_wrong_width(body: bytes, width: int) -> int | None:
     return int(bad[0]) + 1 if len(bad) else None
 
 
-def decode_csv_large(body: bytes, schema: Schema) -> Records | None:
+def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1) -> Records | None:
     """pandas' C parser for large bodies; None when the row-by-row parser must decide.
 
     Header rows and malformed bodies go to :func:`decode_csv_rows`, which
@@ -232,16 +233,18 @@ def decode_csv_large(body: bytes, schema: Schema) -> Records | None:
     """
     import pandas as pd
 
-    end = body.find(b"\n")
-    first_line = body[: end if end >= 0 else len(body)].decode("utf-8", "replace")
-    first = next(csv.reader([first_line]), [])
-    if not first or _header_map(first, schema) is not None:
-        return None
+    if first_row == 1:
+        end = body.find(b"\n")
+        first_line = body[: end if end >= 0 else len(body)].decode("utf-8", "replace")
+        first = next(csv.reader([first_line]), [])
+        if not first or _header_map(first, schema) is not None:
+            return None
     if b'"' not in body:
         bad_line = _first_line_of_wrong_width(body, schema.width)
         if bad_line is not None:
             line = body.split(b"\n", bad_line)[bad_line - 1]
-            raise RequestError(schema.width_message(line.count(b",") + 1, bad_line))
+            raise RequestError(schema.width_message(line.count(b",") + 1,
+                                                    first_row + bad_line - 1))
     dtypes = {i: (np.float64 if schema.kinds[n] == "numeric" else object)
               for i, n in enumerate(schema.names)}
     try:
@@ -256,13 +259,41 @@ def decode_csv_large(body: bytes, schema: Schema) -> Records | None:
         if schema.kinds[name] == "numeric":
             values = values.astype(np.float64, copy=False)
             if np.isinf(values).any():
-                row = int(np.flatnonzero(np.isinf(values))[0]) + 1
+                row = first_row + int(np.flatnonzero(np.isinf(values))[0])
                 raise RequestError(f"row {row}, feature {name!r}: infinite values are not "
                                    "accepted; send a number, or an empty value for missing")
         else:
             values = np.asarray(values, dtype=object)
         columns[name] = values
     return Records(columns, len(frame))
+
+
+def csv_blocks(stream, length: int, block_bytes: int):
+    """Split a CSV request body into blocks of whole lines while reading it.
+
+    Batch transform sends up to 100 MB per request; parsing and predicting
+    block by block keeps a worker's memory near one block's working set
+    instead of several copies of the whole payload.  Yields (block, number of
+    the block's first row).
+    """
+    remaining, carry, row = length, b"", 1
+    while remaining > 0 or carry:
+        chunk = stream.read(min(block_bytes, remaining)) if remaining > 0 else b""
+        if remaining > 0 and not chunk:
+            raise RequestError(f"the request body ended {remaining} bytes early")
+        remaining -= len(chunk)
+        data = carry + chunk
+        if remaining > 0:
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            block, carry = data[:cut], data[cut:]
+        else:
+            block, carry = data, b""
+        if block.strip():
+            yield block, row
+            row += sum(1 for line in block.split(b"\n") if line.strip())
 
 
 def _loads(text: str):
@@ -332,6 +363,15 @@ class Prediction:
     probabilities: np.ndarray | None = None
     classes: list | None = None
 
+    @classmethod
+    def concat(cls, parts: list["Prediction"]) -> "Prediction":
+        if len(parts) == 1:
+            return parts[0]
+        probabilities = None
+        if parts[0].probabilities is not None:
+            probabilities = np.concatenate([p.probabilities for p in parts])
+        return cls(np.concatenate([p.labels for p in parts]), probabilities, parts[0].classes)
+
 
 def _plain(value):
     if isinstance(value, np.generic):
@@ -341,14 +381,21 @@ def _plain(value):
     return value
 
 
+def _plain_list(values: np.ndarray) -> list:
+    if values.dtype.kind == "f":
+        values = np.where(np.isfinite(values), values, np.nan)
+        return [None if v != v else v for v in values.tolist()]
+    return [_plain(v) for v in values.tolist()] if values.dtype == object else values.tolist()
+
+
 def encode(prediction: Prediction, accept: str, output: str) -> bytes:
     if output != "label" and prediction.probabilities is None:
         raise RequestError(f"output={output} needs class probabilities, which this model "
                            "does not give (regression or no predict_proba); use output=label")
-    labels = [_plain(v) for v in prediction.labels.tolist()]
-    proba = prediction.probabilities.tolist() if output != "label" else None
     if accept == CSV:
-        return encode_csv(labels, proba, output)
+        return encode_csv(prediction, output)
+    labels = _plain_list(prediction.labels)
+    proba = prediction.probabilities.tolist() if output != "label" else None
     if accept == JSON:
         body = {}
         if output in ("label", "all"):
@@ -380,12 +427,32 @@ def _csv_cell(value) -> str:
     return text
 
 
-def encode_csv(labels: list, proba: list | None, output: str) -> bytes:
-    if proba is None:
-        lines = map(_csv_cell, labels)
-    elif output == "probabilities":
-        lines = (",".join(map(repr, row)) for row in proba)
+def _label_cells(labels: np.ndarray) -> list[str]:
+    if labels.dtype.kind in "iub":
+        return [str(v) for v in labels.tolist()]
+    if labels.dtype.kind == "f":
+        return ["" if v != v or v in (math.inf, -math.inf) else repr(v)
+                for v in labels.tolist()]
+    # Class labels repeat: format each distinct one once.
+    cells: dict = {}
+    out = []
+    for value in labels.tolist():
+        cell = cells.get(value)
+        if cell is None:
+            cell = cells[value] = _csv_cell(_plain(value))
+        out.append(cell)
+    return out
+
+
+def encode_csv(prediction: Prediction, output: str) -> bytes:
+    if output == "label":
+        lines = _label_cells(prediction.labels)
     else:
-        lines = (_csv_cell(label) + "," + ",".join(map(repr, row))
-                 for label, row in zip(labels, proba))
+        proba = prediction.probabilities.tolist()
+        probabilities = [",".join(map(repr, row)) for row in proba]
+        if output == "probabilities":
+            lines = probabilities
+        else:
+            lines = [label + "," + p
+                     for label, p in zip(_label_cells(prediction.labels), probabilities)]
     return ("\n".join(lines) + "\n").encode("utf-8")

@@ -8,6 +8,7 @@ import numpy as np
 
 from common.model_files import LoadedModel, load_model
 from serve.codecs import Prediction
+from serve.fast_preprocess import compile_preprocess
 from serve.schema import Records, Schema
 
 log = logging.getLogger("serve")
@@ -22,9 +23,14 @@ class Predictor:
         self.schema = Schema(loaded.metadata)
         self.is_classifier = loaded.metadata.is_classifier
         self.has_probabilities = self.is_classifier and hasattr(self.model, "predict_proba")
-        self.classes = list(getattr(self.model, "classes_", None) if self.is_classifier
-                            and hasattr(self.model, "classes_") else loaded.metadata.classes or [])
+        classes = getattr(self.model, "classes_", None) if self.is_classifier else None
+        self.classes = list(classes) if classes is not None else (loaded.metadata.classes or [])
+        self._class_array = np.asarray(self.classes, dtype=object)
         self._single_threaded()
+        self.fast = compile_preprocess(self.model, self.schema)
+        self.estimator = self.model.steps[-1][1] if self.fast is not None else None
+        log.info("request path: %s", "numpy preprocessing + estimator" if self.fast
+                 else "scikit-learn pipeline")
 
     @classmethod
     def from_dir(cls, model_dir: Path) -> "Predictor":
@@ -43,12 +49,21 @@ class Predictor:
     def predict(self, records: Records, *, probabilities: bool = False) -> Prediction:
         import sklearn
 
-        frame = records.frame()
-        # Inputs were typed and checked by the schema; skip repeated validation.
-        with sklearn.config_context(skip_parameter_validation=True):
-            if probabilities and self.has_probabilities:
-                proba = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
-                labels = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
+        want_proba = probabilities and self.has_probabilities
+        if self.fast is not None:
+            X = self.fast.transform(records)
+            model = self.estimator
+            # The matrix is finite (imputed) and was checked by the schema.
+            context = sklearn.config_context(assume_finite=True,
+                                             skip_parameter_validation=True)
+        else:
+            X = records.frame()
+            model = self.model
+            context = sklearn.config_context(skip_parameter_validation=True)
+        with context:
+            if want_proba:
+                proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+                labels = self._class_array[proba.argmax(axis=1)]
                 return Prediction(labels, proba, self.classes)
-            labels = np.asarray(self.model.predict(frame))
+            labels = np.asarray(model.predict(X))
         return Prediction(labels, None, self.classes if self.is_classifier else None)

@@ -113,14 +113,14 @@ class Schema:
         return self.categorical_column(name, cells, first_row)
 
     # -- rows -----------------------------------------------------------------
-    def from_positional_rows(self, rows: list[list], *, what: str = "row") -> Records:
+    def from_positional_rows(self, rows: list[list], *, first_row: int = 1) -> Records:
         """Rows of values in training feature order."""
         for i, row in enumerate(rows):
             if len(row) != self.width:
-                raise RequestError(self.width_message(len(row), i + 1, what))
+                raise RequestError(self.width_message(len(row), first_row + i))
         columns = {}
         for j, name in enumerate(self.names):
-            columns[name] = self.column(name, [row[j] for row in rows])
+            columns[name] = self.column(name, [row[j] for row in rows], first_row)
         return Records(columns, len(rows))
 
     def from_named_rows(self, rows: list[dict]) -> Records:
@@ -140,12 +140,12 @@ class Schema:
                    for name in self.names}
         return Records(columns, len(rows))
 
-    def width_message(self, got: int, row: int, what: str = "row") -> str:
+    def width_message(self, got: int, row: int) -> str:
         hint = ""
         if got == self.width + 1:
             hint = (f" (it looks like the target column {self.target!r} is included; "
                     "send features only)")
-        return (f"{what} {row} has {got} values but the model expects {self.describe()}{hint}")
+        return f"row {row} has {got} values but the model expects {self.describe()}{hint}"
 
 
 def _short(value, limit: int = 60) -> str:

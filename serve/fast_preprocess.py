@@ -1,0 +1,235 @@
+"""The train stage's preprocessing, replayed with plain numpy at serving time.
+
+scikit-learn's ColumnTransformer spends most of a small request selecting
+DataFrame columns and re-validating its input at every step.  The fitted
+preprocessing of a model made by ``train`` is simple — impute and scale the
+numeric columns, impute and one-hot encode the categorical ones — so its
+fitted state can be read once at load time and applied directly to the
+decoded feature columns.
+
+Nothing is assumed blindly: :func:`compile_preprocess` returns None for any
+pipeline whose steps it does not know, and the compiled version is checked
+against scikit-learn's own ``transform`` on generated rows (missing values,
+unseen categories included) before it is used.  A model that fails the check
+is served through scikit-learn as before.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from serve.schema import Records
+
+log = logging.getLogger("serve")
+
+# Below this many rows a Python dict lookup beats pandas' vectorised hashing.
+DICT_LOOKUP_ROWS = 64
+UNSEEN = "\x00unseen category\x00"
+
+
+@dataclass
+class NumericBlock:
+    columns: list[str]
+    fill: np.ndarray  # per column, the imputer's statistic
+    mean: np.ndarray | None
+    scale: np.ndarray | None
+    start: int
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
+
+    def apply(self, records: Records, out: np.ndarray) -> None:
+        block = out[:, self.start:self.start + self.width]
+        for j, name in enumerate(self.columns):
+            block[:, j] = records.columns[name]
+        missing = np.isnan(block)
+        if missing.any():
+            np.copyto(block, np.broadcast_to(self.fill, block.shape), where=missing)
+        if self.mean is not None:
+            block -= self.mean
+        if self.scale is not None:
+            block /= self.scale
+
+
+@dataclass
+class CategoricalColumn:
+    name: str
+    categories: list[str]
+    lookup: dict  # category -> row of ``table``
+    table: np.ndarray  # (categories + missing + unseen, width): change from the base row
+    missing_row: int
+    unseen_row: int
+
+    def rows(self, values: np.ndarray) -> np.ndarray:
+        if len(values) < DICT_LOOKUP_ROWS:
+            lookup, unseen, missing = self.lookup, self.unseen_row, self.missing_row
+            return np.fromiter(
+                (lookup.get(v, unseen) if isinstance(v, str) else missing for v in values),
+                dtype=np.intp, count=len(values))
+        import pandas as pd
+
+        index = pd.Index(self.categories).get_indexer(values)
+        index = np.where(index < 0, self.unseen_row, index)
+        index[pd.isna(values)] = self.missing_row
+        return index
+
+
+@dataclass
+class CategoricalBlock:
+    columns: list[CategoricalColumn]
+    base: np.ndarray  # the block's output for a reference row
+    start: int
+
+    @property
+    def width(self) -> int:
+        return len(self.base)
+
+    def apply(self, records: Records, out: np.ndarray) -> None:
+        block = out[:, self.start:self.start + self.width]
+        block[:] = self.base
+        for column in self.columns:
+            block += column.table[column.rows(records.columns[column.name])]
+
+
+class FastPreprocess:
+    def __init__(self, blocks, width: int):
+        self.blocks = blocks
+        self.width = width
+
+    def transform(self, records: Records) -> np.ndarray:
+        out = np.empty((records.n, self.width), dtype=np.float64)
+        for block in self.blocks:
+            block.apply(records, out)
+        return out
+
+
+# -- compiling ------------------------------------------------------------------
+def _numeric_block(transformer, columns, start):
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps = transformer.steps if isinstance(transformer, Pipeline) else [("only", transformer)]
+    fill = mean = scale = None
+    for _, step in steps:
+        if isinstance(step, SimpleImputer) and fill is None and mean is None:
+            if step.strategy not in ("mean", "median", "most_frequent", "constant") \
+                    or step.add_indicator:
+                return None
+            fill = np.asarray(step.statistics_, dtype=np.float64)
+            if len(fill) != len(columns) or np.isnan(fill).any():
+                return None
+        elif isinstance(step, StandardScaler) and mean is None:
+            mean = np.asarray(step.mean_, dtype=np.float64) if step.with_mean else None
+            scale = np.asarray(step.scale_, dtype=np.float64) if step.with_std else None
+        else:
+            return None
+    if fill is None:
+        return None
+    return NumericBlock(list(columns), fill, mean, scale, start)
+
+
+def _categorical_block(transformer, columns, start):
+    """Probe the fitted transformer one column at a time.
+
+    One-hot encoding is separable: the output for a row is the output for a
+    reference row plus, per column, the change that column's value makes.
+    The check in :func:`compile_preprocess` confirms it for the real model.
+    """
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    encoder = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
+    if not isinstance(encoder, OneHotEncoder) or len(encoder.categories_) != len(columns):
+        return None
+    categories = [[c for c in cats if isinstance(c, str)] for cats in encoder.categories_]
+    reference = {name: (cats[0] if cats else UNSEEN) for name, cats in zip(columns, categories)}
+
+    def run(frame):
+        out = transformer.transform(frame)
+        return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
+
+    base = run(pd.DataFrame([reference], columns=list(columns), dtype=object))[0]
+    compiled = []
+    for name, cats in zip(columns, categories):
+        values = list(cats) + [np.nan, UNSEEN]
+        probe = pd.DataFrame({c: [reference[c]] * len(values) for c in columns}, dtype=object)
+        probe[name] = pd.Series(values, dtype=object)
+        table = run(probe) - base
+        compiled.append(CategoricalColumn(name, list(cats), {c: i for i, c in enumerate(cats)},
+                                          table, len(cats), len(cats) + 1))
+    return CategoricalBlock(compiled, base, start)
+
+
+def compile_preprocess(pipeline, schema) -> FastPreprocess | None:
+    """A numpy version of ``pipeline``'s preprocessing step, or None if it can't be made."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+        return None
+    preprocess = pipeline.steps[0][1]
+    if not isinstance(preprocess, ColumnTransformer) or preprocess.remainder != "drop":
+        return None
+    blocks, start = [], 0
+    try:
+        for name, transformer, columns in preprocess.transformers_:
+            if name == "remainder" or transformer == "drop":
+                continue
+            columns = list(columns)
+            if any(c not in schema.kinds for c in columns):
+                return None
+            kinds = {schema.kinds[c] for c in columns}
+            if kinds == {"numeric"}:
+                block = _numeric_block(transformer, columns, start)
+            elif kinds == {"categorical"}:
+                block = _categorical_block(transformer, columns, start)
+            else:
+                return None
+            if block is None:
+                return None
+            blocks.append(block)
+            start += block.width
+    except Exception as exc:  # noqa: BLE001 - an unexpected layout only costs speed
+        log.info("preprocessing is served through scikit-learn (%s)", exc)
+        return None
+    fast = FastPreprocess(blocks, start)
+    return fast if _agrees(fast, preprocess, schema) else None
+
+
+def probe_records(schema, blocks, rows: int = 64, seed: int = 0) -> Records:
+    """Rows that visit every category, missing values, unseen values and extremes."""
+    rng = np.random.default_rng(seed)
+    categories = {c.name: c.categories for b in blocks if isinstance(b, CategoricalBlock)
+                  for c in b.columns}
+    columns = {}
+    for name in schema.names:
+        if schema.kinds[name] == "numeric":
+            values = rng.normal(0, 1e3, rows)
+            values[rng.random(rows) < 0.2] = np.nan
+            values[:3] = [0.0, -1e9, 1e9]
+            columns[name] = values
+        else:
+            cats = categories.get(name, []) + [np.nan, UNSEEN]
+            picks = [cats[i % len(cats)] for i in range(rows)]
+            rng.shuffle(picks)
+            columns[name] = np.array(picks, dtype=object)
+    return Records(columns, rows)
+
+
+def _agrees(fast: FastPreprocess, preprocess, schema) -> bool:
+    records = probe_records(schema, fast.blocks)
+    expected = preprocess.transform(records.frame())
+    expected = np.asarray(expected.toarray() if hasattr(expected, "toarray") else expected,
+                          dtype=np.float64)
+    got = fast.transform(records)
+    same = expected.shape == got.shape and np.allclose(got, expected, rtol=1e-9, atol=1e-12,
+                                                       equal_nan=True)
+    if not same:
+        log.warning("the fast preprocessing disagrees with scikit-learn on this model; "
+                    "serving through scikit-learn")
+    return same
