@@ -1,0 +1,261 @@
+"""CSV reading: header detection, channel folders, and the errors that name the culprit."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common.contract import HyperparameterError
+from common.errors import UserError
+from common.tables import (infer_task, list_data_files, looks_like_header, read_csv_folder,
+                           resolve_target)
+
+
+def write(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def numbers_csv(rows: int, header: str | None = "x,y,label") -> str:
+    lines = [header] if header else []
+    lines += [f"{i},{i * 0.5},{'ab'[i % 2]}" for i in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+# -- header detection -------------------------------------------------------------------
+@pytest.mark.parametrize("first, rows, expected", [
+    # text above numbers: a header
+    (["age", "income"], [["31", "1000"], ["42", "2000"]], True),
+    (["churn", "age", "plan"], [["yes", "31", "gold"], ["no", "42", "basic"]], True),
+    # a number in the first row: data (SageMaker's headerless, label-first layout)
+    (["1", "0.5", "2.5"], [["0", "1.5", "3.5"]], False),
+    (["yes", "31", "gold"], [["no", "42", "basic"]], False),
+    # all-text data: a header only when none of its cells reappears below
+    (["colour", "size"], [["red", "big"], ["blue", "small"]], True),
+    (["red", "big"], [["blue", "small"], ["red", "big"]], False),
+    # a lone line has nothing to compare with
+    (["a", "b"], [], False),
+])
+def test_looks_like_header(first, rows, expected):
+    assert looks_like_header(first, rows) is expected
+
+
+def test_headerless_label_first_file_gets_positional_names(tmp_path):
+    write(tmp_path, "part-0.csv", "1,0.5,3\n0,1.5,4\n1,2.5,5\n")
+    table = read_csv_folder(tmp_path)
+    assert not table.has_header
+    assert list(table.frame.columns) == ["column_0", "column_1", "column_2"]
+    assert table.frame["column_0"].tolist() == [1, 0, 1]
+    assert resolve_target(table, None) == "column_0"
+
+
+def test_header_is_detected_and_names_columns(tmp_path):
+    write(tmp_path, "data.csv", numbers_csv(4))
+    table = read_csv_folder(tmp_path)
+    assert table.has_header
+    assert list(table.frame.columns) == ["x", "y", "label"]
+    assert len(table.frame) == 4
+
+
+def test_header_can_be_forced(tmp_path):
+    write(tmp_path, "data.csv", "a,b\nc,d\ne,f\n")
+    assert read_csv_folder(tmp_path, header="present").frame.columns.tolist() == ["a", "b"]
+    absent = read_csv_folder(tmp_path, header="absent")
+    assert len(absent.frame) == 3
+    with pytest.raises(UserError, match="header must be one of"):
+        read_csv_folder(tmp_path, header="sometimes")
+
+
+# -- folders --------------------------------------------------------------------------------
+def test_folder_is_read_recursively_skipping_markers_and_hidden_files(tmp_path):
+    write(tmp_path, "part-00000.csv", numbers_csv(3))
+    write(tmp_path, "year=2024/part-00001.csv", numbers_csv(2))
+    write(tmp_path, "_SUCCESS", "")
+    write(tmp_path, ".part-00000.csv.crc", "binary crc")
+    write(tmp_path, ".hidden/notes.csv", "not,data\n")
+    write(tmp_path, "_temporary/0/part.csv", "junk\n")
+    write(tmp_path, "manifest.json", '{"files": []}')
+    files = list_data_files(tmp_path)
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == \
+        ["part-00000.csv", "year=2024/part-00001.csv"]
+    table = read_csv_folder(tmp_path)
+    assert len(table.frame) == 5
+    assert table.files == files
+
+
+def test_files_with_header_columns_in_another_order_are_aligned(tmp_path):
+    write(tmp_path, "a.csv", "x,y,label\n1,2,a\n3,4,b\n")
+    write(tmp_path, "b.csv", "label,y,x\nb,6,5\n")
+    frame = read_csv_folder(tmp_path).frame
+    assert frame.columns.tolist() == ["x", "y", "label"]
+    assert frame.iloc[2].tolist() == [5, 6, "b"]
+
+
+def test_mismatched_columns_name_the_file(tmp_path):
+    write(tmp_path, "a.csv", numbers_csv(3))
+    bad = write(tmp_path, "b.csv", numbers_csv(3, header="x,z,label"))
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    message = str(info.value)
+    assert str(bad) in message
+    assert "missing: y" in message and "extra: z" in message
+
+
+def test_mismatched_column_count_without_header_names_the_file(tmp_path):
+    write(tmp_path, "a.csv", "1,2,3\n4,5,6\n")
+    bad = write(tmp_path, "b.csv", "1,2\n4,5\n")
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert str(bad) in str(info.value)
+    assert "2 columns" in str(info.value) and "3" in str(info.value)
+
+
+def test_header_in_one_file_only_names_the_file(tmp_path):
+    write(tmp_path, "a.csv", numbers_csv(3))
+    bad = write(tmp_path, "b.csv", numbers_csv(3, header=None))
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert str(bad) in str(info.value)
+    assert "header" in str(info.value)
+
+
+def test_non_utf8_file_names_the_file(tmp_path):
+    write(tmp_path, "a.csv", numbers_csv(3))
+    bad = write(tmp_path, "b.csv", "x,y,label\n1,2,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert str(bad) in str(info.value)
+    assert "UTF-8" in str(info.value)
+
+
+def test_binary_file_names_the_file(tmp_path):
+    bad = write(tmp_path, "data.parquet", b"PAR1\x15\x04\x15\x00\x00\xff\xfe\x00\x00")
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert str(bad) in str(info.value)
+
+
+def test_stray_word_in_numeric_column_names_column_value_and_line(tmp_path):
+    lines = ["x,y,label"] + [f"{i},{i * 2},a" for i in range(15)]
+    lines[8] = "7,14 kg,a"  # line 9 of the file
+    path = write(tmp_path, "data.csv", "\n".join(lines) + "\n")
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    message = str(info.value)
+    assert "'y'" in message
+    assert "'14 kg'" in message
+    assert f"line 9 of {path}" in message
+
+
+def test_stray_word_line_counts_in_the_right_file(tmp_path):
+    write(tmp_path, "a.csv", "\n".join(["x,y"] + [f"{i},{i}" for i in range(10)]) + "\n")
+    lines = [f"{i},{i}" for i in range(12)]
+    lines[4] = "n/a-ish,4"  # line 6 of b.csv, below its header
+    path = write(tmp_path, "b.csv", "\n".join(["x,y"] + lines) + "\n")
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert f"'n/a-ish' at line 6 of {path}" in str(info.value)
+
+
+def test_stray_word_line_counts_blank_lines(tmp_path):
+    lines = ["x,y"] + [f"{i},{i}" for i in range(4)] + [""] + [f"{i},{i}" for i in range(10)]
+    lines[9] = "oops,1"  # line 10 of the file, after a blank line 6
+    path = write(tmp_path, "data.csv", "\n".join(lines) + "\n")
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert f"'oops' at line 10 of {path}" in str(info.value)
+
+
+def test_missing_values_stay_missing(tmp_path):
+    write(tmp_path, "data.csv", "x,colour,y\n1,red,0\n,?,1\nNA,,0\n4,blue,\n")
+    frame = read_csv_folder(tmp_path).frame
+    assert pd.api.types.is_numeric_dtype(frame["x"])
+    assert frame["x"].isna().tolist() == [False, True, True, False]
+    assert frame["colour"].isna().tolist() == [False, True, True, False]
+    assert frame["y"].isna().tolist() == [False, False, False, True]
+
+
+def test_text_cells_are_stripped_and_kept_as_text(tmp_path):
+    write(tmp_path, "data.csv", "x,plan\n1, gold\n2,basic \n3,gold\n")
+    frame = read_csv_folder(tmp_path).frame
+    assert frame["plan"].tolist() == ["gold", "basic", "gold"]
+    assert frame["plan"].dtype == object
+
+
+def test_empty_files_are_skipped(tmp_path):
+    write(tmp_path, "empty.csv", "")
+    write(tmp_path, "data.csv", numbers_csv(3))
+    table = read_csv_folder(tmp_path)
+    assert len(table.frame) == 3
+
+
+def test_missing_empty_and_all_empty_folders_name_the_folder(tmp_path):
+    with pytest.raises(UserError, match=f"{tmp_path / 'nope'}.* does not exist"):
+        read_csv_folder(tmp_path / "nope", what="channel 'train'")
+    (tmp_path / "none").mkdir()
+    with pytest.raises(UserError, match=f"channel 'train' folder {tmp_path / 'none'} holds no"):
+        read_csv_folder(tmp_path / "none", what="channel 'train'")
+    write(tmp_path / "blank", "a.csv", "")
+    with pytest.raises(UserError, match="only empty files"):
+        read_csv_folder(tmp_path / "blank")
+
+
+def test_header_with_an_empty_name_is_refused(tmp_path):
+    path = write(tmp_path, "data.csv", "x,,label\n1,2,a\n3,4,b\n")
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert str(path) in str(info.value) and "empty column name" in str(info.value)
+
+
+# -- target and task ----------------------------------------------------------------------------
+def test_resolve_target_by_name_and_index(tmp_path):
+    write(tmp_path, "data.csv", numbers_csv(3))
+    table = read_csv_folder(tmp_path)
+    assert resolve_target(table, None) == "x"
+    assert resolve_target(table, "label") == "label"
+    assert resolve_target(table, "2") == "label"
+    assert resolve_target(table, "-1") == "label"
+    with pytest.raises(HyperparameterError) as info:
+        resolve_target(table, "churn")
+    assert "'target'" in str(info.value)
+    assert "x, y, label" in str(info.value)
+    with pytest.raises(HyperparameterError, match="between 0 and 2"):
+        resolve_target(table, "3")
+
+
+def test_resolve_target_by_name_without_header_explains(tmp_path):
+    write(tmp_path, "data.csv", "1,2\n3,4\n")
+    table = read_csv_folder(tmp_path)
+    with pytest.raises(HyperparameterError, match="no header row"):
+        resolve_target(table, "churn")
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["yes", "no", "yes"], "classification"),
+    ([0, 1, 1, 0], "classification"),
+    ([1.0, 2.0, 3.0], "classification"),
+    ([0.5, 1.25, 3.0], "regression"),
+    (list(range(100)), "regression"),
+    ([True, False], "classification"),
+])
+def test_infer_task(values, expected):
+    assert infer_task(pd.Series(values)) == expected
+
+
+def test_infer_task_ignores_missing():
+    assert infer_task(pd.Series([1.0, np.nan, 0.0])) == "classification"
+
+
+def test_stray_word_line_counts_quoted_line_breaks(tmp_path):
+    lines = ["x,note"] + [f"{i},plain" for i in range(12)]
+    lines[2] = '1,"two\nlines"'  # lines 3-4 of the file
+    lines[7] = "six,plain"  # line 9 of the file
+    path = write(tmp_path, "data.csv", "\n".join(lines) + "\n")
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert f"'six' at line 9 of {path}" in str(info.value)
