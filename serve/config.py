@@ -5,11 +5,13 @@
 ``SAGEMAKER_MODEL_SERVER_WORKERS``          worker processes (default: one per CPU)
 ``SAGEMAKER_MODEL_SERVER_THREADS``          threads per worker (default 4)
 ``SAGEMAKER_MODEL_SERVER_TIMEOUT``          seconds a request may take (default 60)
-``SAGEMAKER_MAX_PAYLOAD_IN_MB``             largest request body (default 6)
+``SAGEMAKER_MAX_PAYLOAD_IN_MB``             largest request body (default 6; serverless 4)
 ``SAGEMAKER_BATCH``                         set by batch transform jobs
 ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``    answer format when Accept is missing or */*
 ``SAGEMAKER_INFERENCE_OUTPUT``              default output: label, probabilities or all
 ``SAGEMAKER_MODEL_DIR``                     model folder (default <base>/model)
+``SAGEMAKER_MULTI_MODEL``                   ``true``: a multi-model endpoint (serve/multi_model.py)
+``SAGEMAKER_SERVERLESS``                    ``true``: serverless defaults (1 worker, 4 MB payloads)
 =========================================== ===========================================
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 60
 DEFAULT_THREADS = 4
 DEFAULT_MAX_PAYLOAD_MB = 6
+SERVERLESS_MAX_PAYLOAD_MB = 4  # serverless endpoints cap payloads at 4 MB
 # Batch transform: MaxConcurrentTransforms x MaxPayloadInMB must not pass 100.
 BATCH_BUDGET_MB = 100
 KEEPALIVE_SECONDS = 75  # longer than the 60 s idle timeout of pooling clients
@@ -43,6 +46,8 @@ class ServerConfig:
     batch: bool = False
     default_accept: str | None = None
     default_output: str = "label"
+    multi_model: bool = False
+    serverless: bool = False
 
     @classmethod
     def from_env(cls, *, host: str | None = None, port: int | None = None) -> "ServerConfig":
@@ -61,17 +66,23 @@ class ServerConfig:
             raise UserError(f"SAGEMAKER_INFERENCE_OUTPUT={output!r} must be one of "
                             f"{', '.join(codecs.OUTPUTS)}")
         model_dir = Path(os.environ.get("SAGEMAKER_MODEL_DIR") or paths.model_dir)
+        serverless = env_bool("SAGEMAKER_SERVERLESS", False)
+        # A serverless endpoint is one small container per concurrent request.
+        default_workers = 1 if serverless else cpu_count()
+        default_payload = SERVERLESS_MAX_PAYLOAD_MB if serverless else DEFAULT_MAX_PAYLOAD_MB
         return cls(
             model_dir=model_dir,
             host=host or "0.0.0.0",
             port=port or env_int("SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT),
-            workers=env_int("SAGEMAKER_MODEL_SERVER_WORKERS", cpu_count()),
+            workers=env_int("SAGEMAKER_MODEL_SERVER_WORKERS", default_workers),
             threads=env_int("SAGEMAKER_MODEL_SERVER_THREADS", DEFAULT_THREADS),
             timeout=env_int("SAGEMAKER_MODEL_SERVER_TIMEOUT", DEFAULT_TIMEOUT),
-            max_payload_mb=env_int("SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB),
+            max_payload_mb=env_int("SAGEMAKER_MAX_PAYLOAD_IN_MB", default_payload),
             batch=env_bool("SAGEMAKER_BATCH", False),
             default_accept=default_accept or None,
             default_output=output,
+            multi_model=env_bool("SAGEMAKER_MULTI_MODEL", False),
+            serverless=serverless,
         )
 
     @property

@@ -46,21 +46,35 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     configure_logging("serve")
     try:
-        from serve.config import ServerConfig
-        from serve.predictor import Predictor
-
-        config = ServerConfig.from_env(host=args.host, port=args.port)
-        predictor = Predictor.from_dir(config.model_dir)
+        app, config = build_app(args)
     except UserError as exc:
         log.error("cannot start: %s", one_line(str(exc)))
         return 1
-    log.info("loaded %s (%s, %d features) from %s", predictor.metadata.estimator or "model",
-             predictor.metadata.task, predictor.schema.width, config.model_dir)
 
-    from serve.app import create_app
     from serve.server import run
 
-    return run(create_app(predictor, config), config)
+    return run(app, config)
+
+
+def build_app(args):
+    from serve.app import create_app, create_multi_model_app
+    from serve.config import ServerConfig
+    from serve.handlers import ModelService
+
+    config = ServerConfig.from_env(host=args.host, port=args.port)
+    if config.multi_model:
+        from serve.multi_model import MultiModelHost, Registry, default_budget
+
+        registry = Registry.create(default_budget(config.workers))
+        log.info("multi-model endpoint: models load on POST /models; memory budget "
+                 "%d MB per worker", registry.budget // 2**20)
+        return create_multi_model_app(MultiModelHost(registry, ModelService), config), config
+    service = ModelService(config.model_dir)
+    if service.predictor is not None:
+        metadata = service.predictor.metadata
+        log.info("loaded %s (%s, %d features) from %s", metadata.estimator or "model",
+                 metadata.task, service.predictor.schema.width, config.model_dir)
+    return create_app(service, config), config
 
 
 if __name__ == "__main__":

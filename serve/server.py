@@ -7,6 +7,9 @@ Threaded workers keep ``/ping`` answering while a long request runs.
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 
 from gunicorn.app.base import BaseApplication
 
@@ -18,13 +21,54 @@ log = logging.getLogger("serve")
 GRACEFUL_TIMEOUT = 25
 
 
+class RequestWatchdog:
+    """Bounds every request by SAGEMAKER_MODEL_SERVER_TIMEOUT in threaded workers.
+
+    gunicorn's own timeout only notices a worker whose main loop stalls; with
+    threads the loop keeps running while one request hangs forever.  A
+    prediction cannot be interrupted from outside, so a request past its
+    time ends its worker: the caller's connection closes with an error
+    instead of hanging, and the master starts a fresh worker at once.
+    """
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.running: dict[int, tuple[float, str]] = {}
+
+    def started(self, worker, req):
+        self.running[threading.get_ident()] = (time.monotonic(), f"{req.method} {req.path}")
+
+    def finished(self, worker, req, environ, resp):
+        self.running.pop(threading.get_ident(), None)
+
+    def watch(self, worker):
+        def loop():
+            while True:
+                time.sleep(min(1.0, self.timeout / 4))
+                now = time.monotonic()
+                for started, what in list(self.running.values()):
+                    if now - started > self.timeout:
+                        worker.log.error(
+                            "%s has run %.0f s, past SAGEMAKER_MODEL_SERVER_TIMEOUT=%s s; "
+                            "restarting worker %d", what, now - started, self.timeout,
+                            os.getpid())
+                        os._exit(1)
+
+        threading.Thread(target=loop, name="request-watchdog", daemon=True).start()
+
+
 def gunicorn_options(config: ServerConfig) -> dict:
+    watchdog = RequestWatchdog(config.timeout)
     return {
         "bind": [f"{config.host}:{config.port}"],
         "workers": config.workers,
         "worker_class": "gthread",
         "threads": config.threads,
-        "timeout": config.timeout,
+        # The heartbeat timeout; requests are bounded by the watchdog.
+        "timeout": config.timeout + 30,
+        "pre_request": watchdog.started,
+        "post_request": watchdog.finished,
+        "post_worker_init": watchdog.watch,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "keepalive": KEEPALIVE_SECONDS,
         "accesslog": "-",
