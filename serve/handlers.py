@@ -161,7 +161,7 @@ class ModelService:
         if "predict_fn" in self.functions:
             prediction = self._call("predict_fn", data, self.model)
         else:
-            prediction = self.default_predict(data, output)
+            prediction = self.default_predict(data)
         answer_type = accept_header or content_type
         if "output_fn" in self.functions:
             return as_answer(self._call("output_fn", prediction, answer_type), answer_type)
@@ -176,7 +176,8 @@ class ModelService:
             return codecs.decode(body, media, self.predictor.schema)
         return decode_any(body, media)
 
-    def default_predict(self, data, output: str):
+    def default_predict(self, data):
+        """The built-in predict_fn; class probabilities come along when the model has them."""
         if self.predictor is None:
             if not hasattr(self.model, "predict"):
                 raise HandlerError("predict_fn", TypeError(
@@ -187,7 +188,7 @@ class ModelService:
             except Exception as exc:
                 raise HandlerError("model.predict", exc) from exc
         records = to_records(data, self.predictor.schema)
-        return self.predictor.predict(records, probabilities=output != "label")
+        return self.predictor.predict(records, probabilities=self.predictor.has_probabilities)
 
 
 def to_records(data, schema) -> Records:

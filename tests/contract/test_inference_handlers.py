@@ -1,0 +1,125 @@
+"""A model folder's own code/inference.py, served by the real serve process."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.sagemaker_tree import ROOT, Server
+
+EXAMPLE = ROOT / "tests" / "fixtures" / "inference_code"
+CUSTOMERS = [
+    {"tenure_months": 2, "contract": "month-to-month", "monthly_charges": 95.5,
+     "support_calls": 4},
+    {"tenure_months": 60, "contract": "two-year", "monthly_charges": 30.0, "support_calls": 0},
+]
+
+
+def with_code(serving_tree: Path, source: str | None = None, **files: str) -> Path:
+    code = serving_tree / "model" / "code"
+    if source:
+        shutil.copytree(source, code)
+    code.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (code / name).write_text(text)
+    return serving_tree
+
+
+def expected_for(serving_tree: Path, rows: list[dict]):
+    """What the trained pipeline says for ``rows``, computed without serve."""
+    model = joblib.load(serving_tree / "model" / "model.joblib")
+    meta = json.loads((serving_tree / "model" / "metadata.json").read_text())
+    frame = pd.DataFrame([{f["name"]: row.get(f["name"], np.nan) for f in meta["features"]}
+                          for row in rows])
+    for feature in meta["features"]:
+        if feature["kind"] == "categorical":
+            frame[feature["name"]] = frame[feature["name"]].astype(object)
+        else:
+            frame[feature["name"]] = frame[feature["name"]].astype(float)
+    return model.predict(frame).tolist(), model.predict_proba(frame).max(axis=1).tolist()
+
+
+def test_input_fn_and_output_fn_replace_only_their_layer(serving_tree):
+    base = with_code(serving_tree, EXAMPLE)
+    labels, confidence = expected_for(base, CUSTOMERS)
+    with Server(base) as server:
+        answer = server.invoke(json.dumps({"customers": CUSTOMERS}), "application/json")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"].startswith("application/json")
+        got = answer.json()["answers"]
+        assert [a["churn"] for a in got] == labels
+        assert [a["confidence"] for a in got] == [round(c, 4) for c in confidence]
+
+        # The handler's own validation chooses the status and the message.
+        wrong_type = server.invoke("1,2,3", "text/csv")
+        assert wrong_type.status_code == 415
+        assert "takes application/json" in wrong_type.text
+        empty = server.invoke(json.dumps({"customers": []}), "application/json")
+        assert empty.status_code == 422
+        assert "customers" in empty.text
+
+
+def test_a_failing_handler_answers_500_with_its_message(serving_tree):
+    base = with_code(serving_tree, **{"inference.py": (
+        "def predict_fn(data, model):\n"
+        "    raise ValueError('the scoring service is misconfigured: no threshold')\n")})
+    with Server(base) as server:
+        answer = server.invoke("49,25,46.22,1161.97,month-to-month,electronic-check,dsl,1,"
+                               "west,no", "text/csv")
+        assert answer.status_code == 500
+        assert "text/plain" in answer.headers["Content-Type"]
+        assert "no threshold" in answer.text and "predict_fn" in answer.text
+        assert "<html" not in answer.text.lower()
+        assert "Traceback" in server.log()
+
+
+def test_model_fn_and_transform_fn_take_over_completely(serving_tree, tmp_path):
+    with_code(serving_tree, **{"inference.py": (
+        "import json\n"
+        "def model_fn(model_dir):\n"
+        "    return {'offset': 10}\n"
+        "def transform_fn(model, body, content_type, accept):\n"
+        "    numbers = json.loads(body)\n"
+        "    return json.dumps([n + model['offset'] for n in numbers]), 'application/json'\n")})
+    with Server(serving_tree) as server:
+        answer = server.invoke("[1, 2, 3]", "application/json")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == [11, 12, 13]
+
+
+def test_model_fn_alone_gets_schema_free_defaults(serving_tree):
+    with_code(serving_tree, **{"inference.py": (
+        "class Doubler:\n"
+        "    def predict(self, X):\n"
+        "        return X.sum(axis=1) * 2\n"
+        "def model_fn(model_dir):\n"
+        "    return Doubler()\n")})
+    with Server(serving_tree) as server:
+        answer = server.invoke("1,2\n3,4.5\n", "text/csv")
+        assert answer.status_code == 200, answer.text
+        assert [float(v) for v in answer.text.split()] == [6.0, 15.0]
+        as_json = server.invoke('{"instances": [[1, 1]]}', "application/json",
+                                accept="application/json")
+        assert as_json.json() == {"predictions": [4.0]}
+
+
+def test_sagemaker_program_names_a_missing_file(serving_tree):
+    with_code(serving_tree, **{"other.py": "x = 1\n"})
+    server = Server(serving_tree, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    with pytest.raises(RuntimeError) as failure:
+        server.start(timeout=30)
+    message = str(failure.value)
+    assert "SAGEMAKER_PROGRAM='inference.py'" in message and "other.py" in message
+
+
+def test_an_import_error_in_the_handler_stops_the_container(serving_tree):
+    with_code(serving_tree, **{"inference.py": "import not_a_real_module_anywhere\n"})
+    server = Server(serving_tree)
+    with pytest.raises(RuntimeError) as failure:
+        server.start(timeout=30)
+    assert "not_a_real_module_anywhere" in str(failure.value)
