@@ -20,6 +20,16 @@ def main() -> None:
     hyperparameters = Hyperparameters.read(paths.hyperparameters_file)
     input_config = read_input_data_config(paths.inputdataconfig_file)
 
+    # A framework estimator (entry_point=...) names the user's program in
+    # sagemaker_program: run that instead of the built-in trainer.
+    from train.script_mode import is_script_mode
+
+    if is_script_mode(hyperparameters.raw):
+        from train.script_mode import run_training
+
+        run_training(paths, hyperparameters.raw, input_config)
+        return
+
     from train.trainer import train
 
     result = train(paths, hyperparameters, input_config)

@@ -1,0 +1,427 @@
+"""Script mode: run the user's own training code instead of the built-in trainer.
+
+A framework estimator (``SKLearn(entry_point="train.py", source_dir="src",
+image_uri=...)``) adds ``sagemaker_program`` and ``sagemaker_submit_directory``
+to the hyperparameters; their presence switches ``train`` to this module.  The
+program then runs the way sagemaker-training-toolkit runs it, so a script
+written for the AWS scikit-learn image runs here unchanged:
+
+- the user hyperparameters (every key but ``sagemaker_*`` and
+  ``_tuning_objective_metric``) become ``--key value`` arguments;
+- the ``SM_*`` environment variables describe the job (see the README table);
+- the code folder is the working directory and is on ``PYTHONPATH``;
+- the program's exit code is the job's.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from common.contract import Paths, cpu_count, read_json_file
+from common.errors import UserError
+from common.failure import write_reason
+from train.child_process import ChildResult, run_child
+from train.user_code import (CodeFolder, install_requirements, locate_code,
+                             requirement_files)
+
+log = logging.getLogger("train")
+
+PROGRAM_KEY = "sagemaker_program"
+SUBMIT_DIR_KEY = "sagemaker_submit_directory"
+LOG_LEVEL_KEY = "sagemaker_container_log_level"
+JOB_NAME_KEY = "sagemaker_job_name"
+REGION_KEY = "sagemaker_region"
+SAGEMAKER_PREFIX = "sagemaker_"
+TUNING_METRIC_KEY = "_tuning_objective_metric"
+# The sagemaker_* keys the toolkit consumes itself; every other sagemaker_* key
+# is a "framework parameter" (SM_FRAMEWORK_PARAMS).
+TOOLKIT_KEYS = frozenset({
+    PROGRAM_KEY, SUBMIT_DIR_KEY, "sagemaker_enable_cloudwatch_metrics", REGION_KEY,
+    LOG_LEVEL_KEY, JOB_NAME_KEY, "default_user_module_name", TUNING_METRIC_KEY,
+    "sagemaker_s3_output",
+})
+DEFAULT_LOG_LEVEL = logging.INFO  # 20, the toolkit's default
+MAX_REASON_LINE = 800  # leaves room for the exit code inside SageMaker's 1024 characters
+
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def is_script_mode(raw_hyperparameters: dict) -> bool:
+    return PROGRAM_KEY in raw_hyperparameters
+
+
+# -- hyperparameters -------------------------------------------------------------
+def decode_json(raw: Any) -> Any:
+    """A hyperparameter as its JSON value when it is JSON, else the text itself.
+
+    Framework estimators send ``json.dumps(value)`` (``"\\"abc\\""``, ``"0.1"``,
+    ``"true"``, ``"[1, 2]"``); the generic Estimator sends ``str(value)``
+    (``"abc"``, ``"True"``), which mostly is not JSON and stays as it is.
+    """
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def arg_text(raw: Any) -> str:
+    """One hyperparameter as a command-line value.
+
+    Strings lose their JSON quotes; numbers keep the text they were sent as
+    (``1e-3`` stays ``1e-3``); booleans read ``True``/``False`` and JSON null
+    an empty string, as the toolkit passes them; lists and objects are JSON.
+    """
+    value = decode_json(raw)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value)
+    if _is_number(value):
+        return raw.strip() if isinstance(raw, str) else str(value)
+    if value is None:
+        return ""
+    return json.dumps(value)
+
+
+def env_text(value: Any) -> str:
+    """One decoded value as an ``SM_*`` variable: text as it is, the rest as compact JSON
+    (``true``, ``0.1``, ``[1,2]``), the toolkit's format."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def split_hyperparameters(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(user hyperparameters, sagemaker ones), both as raw text, keys in sorted order."""
+    user, platform = {}, {}
+    for key in sorted(raw):
+        if key.startswith(SAGEMAKER_PREFIX) or key == TUNING_METRIC_KEY:
+            platform[key] = raw[key]
+        else:
+            user[key] = raw[key]
+    return user, platform
+
+
+def to_args(user_hyperparameters: dict[str, Any]) -> list[str]:
+    """``--key value`` pairs in key order; a one-letter key gets one dash (``-k``), as
+    the toolkit does it, so ``parser.add_argument("-k")`` still matches."""
+    args = []
+    for key in sorted(user_hyperparameters):
+        args.append(("--" if len(key) > 1 else "-") + key)
+        args.append(arg_text(user_hyperparameters[key]))
+    return args
+
+
+# -- the program -----------------------------------------------------------------
+@dataclass
+class Program:
+    name: str
+    argv_prefix: list[str]
+    """The command before the arguments: ``[python, script]``, ``[python, -m, mod]``
+    or ``[executable]``."""
+    folder: Path
+    """Where the program lives (its ``requirements.txt`` is looked for there too)."""
+
+
+def resolve_program(code_dir: Path, name: str) -> Program:
+    """How to start ``name`` found in ``code_dir``: a script, an executable or a module."""
+    if not name:
+        raise UserError(f"{PROGRAM_KEY} is empty; it must name the script to run "
+                        "(the estimator's entry_point)")
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts:
+        candidate = path
+    else:
+        candidate = code_dir / path
+    if candidate.is_file():
+        if candidate.suffix == ".py":
+            return Program(name, [sys.executable, str(candidate)], candidate.parent)
+        head = _first_line(candidate)
+        if os.access(candidate, os.X_OK) and (head.startswith(b"#!") or head[:4] == b"\x7fELF"):
+            return Program(name, [str(candidate)], candidate.parent)
+        if head.startswith(b"#!"):
+            # Archives made on Windows or by hand lose the executable bit: run
+            # the interpreter its "#!" line names, as the kernel would (the
+            # rest of that line is one argument).
+            interpreter, _, argument = head[2:].decode("utf-8", "replace").strip().partition(" ")
+            if interpreter:
+                return Program(name, [interpreter, *([argument.strip()] if argument.strip()
+                                                     else []), str(candidate)],
+                               candidate.parent)
+        # No "#!" line: the toolkit starts such an entry point through /bin/sh,
+        # which runs it as a shell script.
+        return Program(name, ["/bin/sh", str(candidate)], candidate.parent)
+    if name.endswith(".py") or "/" in name or candidate.is_dir():
+        raise UserError(_not_found(code_dir, name))
+    if _MODULE_NAME.match(name):
+        # ``python -m package.module``: the code folder is on PYTHONPATH, and a
+        # module installed by requirements.txt works as well.
+        return Program(name, [sys.executable, "-m", name], code_dir)
+    raise UserError(_not_found(code_dir, name))
+
+
+def _first_line(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.readline(256).rstrip(b"\r\n")
+    except OSError:
+        return b""
+
+
+def _not_found(code_dir: Path, name: str) -> str:
+    from train.user_code import _describe
+
+    return (f"{PROGRAM_KEY} {name!r} is not in the code folder {code_dir} (it "
+            f"{_describe(code_dir)}); entry_point must be a path inside source_dir")
+
+
+def module_name(program: str) -> str:
+    """SM_MODULE_NAME: the program without ``.py`` (the toolkit's module name)."""
+    return program[:-3] if program.endswith(".py") else program
+
+
+# -- the environment -------------------------------------------------------------
+def num_gpus() -> int:
+    """GPUs visible to the container, counted like the toolkit does (nvidia-smi)."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    try:
+        out = subprocess.run([smi, "--list-gpus"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def channel_dirs(paths: Paths, input_config: dict[str, dict]) -> dict[str, str]:
+    """Channel -> folder.  The channels are the ones inputdataconfig.json names; a
+    hand-made tree without that file gets the folders under input/data."""
+    names = list(input_config)
+    if not names and paths.data_dir.is_dir():
+        names = sorted(p.name for p in paths.data_dir.iterdir() if p.is_dir())
+    return {name: str(paths.channel_dir(name)) for name in sorted(names)}
+
+
+def training_env(paths: Paths, raw_hyperparameters: dict[str, Any],
+                 input_config: dict[str, dict], resource_config: dict[str, Any],
+                 program: str, submit_directory: str | None, code_dir: Path) -> dict[str, Any]:
+    """The job as one object: SM_TRAINING_ENV, and the source of every SM_* variable.
+
+    Keys follow the toolkit's names so code reading SM_TRAINING_ENV works here.
+    """
+    user_raw, platform_raw = split_hyperparameters(raw_hyperparameters)
+    hyperparameters = {k: decode_json(v) for k, v in user_raw.items()}
+    platform = {k: decode_json(v) for k, v in platform_raw.items()}
+    hosts = [str(h) for h in resource_config.get("hosts") or []]
+    current_host = str(resource_config.get("current_host") or (hosts[0] if hosts else "algo-1"))
+    hosts = hosts or [current_host]
+    log_level = platform.get(LOG_LEVEL_KEY, DEFAULT_LOG_LEVEL)
+    return {
+        "additional_framework_parameters": {k: v for k, v in platform.items()
+                                            if k not in TOOLKIT_KEYS},
+        "channel_input_dirs": channel_dirs(paths, input_config),
+        "current_host": current_host,
+        "current_instance_type": resource_config.get("current_instance_type", "local"),
+        "hosts": hosts,
+        "hyperparameters": hyperparameters,
+        "input_config_dir": str(paths.input_config_dir),
+        "input_data_config": input_config,
+        "input_dir": str(paths.base / "input"),
+        # The first host leads, as in the toolkit (the platform sorts the list).
+        "is_master": current_host == hosts[0],
+        "job_name": os.environ.get("TRAINING_JOB_NAME") or platform.get(JOB_NAME_KEY),
+        "log_level": log_level,
+        "master_hostname": hosts[0],
+        "model_dir": str(paths.model_dir),
+        # The toolkit reports the submit directory as it was given (an S3 URI
+        # for framework estimators); without one, the code folder.
+        "module_dir": submit_directory or str(code_dir),
+        "module_name": module_name(program),
+        "network_interface_name": resource_config.get("network_interface_name", "eth0"),
+        "num_cpus": cpu_count(),
+        "num_gpus": num_gpus(),
+        "output_data_dir": str(paths.output_data_dir),
+        "output_dir": str(paths.output_dir),
+        "output_intermediate_dir": str(paths.output_dir / "intermediate"),
+        "resource_config": resource_config,
+        "user_entry_point": program,
+    }
+
+
+def env_vars(env: dict[str, Any], args: list[str]) -> dict[str, str]:
+    """The SM_* variables sagemaker-training-toolkit gives a training script."""
+    out = {
+        "SM_MODEL_DIR": env["model_dir"],
+        "SM_CHANNELS": env_text(sorted(env["channel_input_dirs"])),
+        "SM_HPS": env_text(env["hyperparameters"]),
+        "SM_OUTPUT_DATA_DIR": env["output_data_dir"],
+        "SM_OUTPUT_DIR": env["output_dir"],
+        "SM_OUTPUT_INTERMEDIATE_DIR": env["output_intermediate_dir"],
+        "SM_INPUT_DIR": env["input_dir"],
+        "SM_INPUT_CONFIG_DIR": env["input_config_dir"],
+        "SM_INPUT_DATA_CONFIG": env_text(env["input_data_config"]),
+        "SM_RESOURCE_CONFIG": env_text(env["resource_config"]),
+        "SM_NUM_CPUS": env_text(env["num_cpus"]),
+        "SM_NUM_GPUS": env_text(env["num_gpus"]),
+        "SM_HOSTS": env_text(env["hosts"]),
+        "SM_CURRENT_HOST": env["current_host"],
+        "SM_CURRENT_INSTANCE_TYPE": env_text(env["current_instance_type"]),
+        "SM_MODULE_NAME": env["module_name"],
+        "SM_MODULE_DIR": env["module_dir"],
+        "SM_USER_ENTRY_POINT": env["user_entry_point"],
+        "SM_FRAMEWORK_PARAMS": env_text(env["additional_framework_parameters"]),
+        "SM_LOG_LEVEL": env_text(env["log_level"]),
+        "SM_NETWORK_INTERFACE_NAME": env_text(env["network_interface_name"]),
+        "SM_TRAINING_ENV": env_text(env),
+        "SM_USER_ARGS": env_text(args),
+    }
+    for name, folder in env["channel_input_dirs"].items():
+        out[f"SM_CHANNEL_{name.upper()}"] = folder
+    for key, value in env["hyperparameters"].items():
+        out[f"SM_HP_{key.upper()}"] = env_text(value)
+    # A name or value an environment cannot carry would make exec fail for
+    # the whole job; drop that variable and say so.
+    for name in list(out):
+        if "=" in name or "\0" in name or "\0" in out[name]:
+            log.warning("not setting environment variable %r: it cannot hold that name or "
+                        "value", name)
+            del out[name]
+    return out
+
+
+def child_environment(extra: dict[str, str], code_dir: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    if code_dir is not None:
+        # The user's modules import each other from the code folder, first.
+        existing = env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(code_dir) + (os.pathsep + existing if existing else "")
+    # Lines reach the job log (and SageMaker's metric regexes) as they are
+    # printed, not when a buffer fills.
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+# -- failure reporting -----------------------------------------------------------
+def failure_reason(label: str, result: ChildResult) -> str:
+    """One line for FailureReason: the program's own last error line first, then how it
+    ended.  The line is cut so the exit code survives the 1024-character limit."""
+    last = result.last_error_line()
+    if len(last) > MAX_REASON_LINE:
+        last = last[:MAX_REASON_LINE] + "..."
+    ended = f"{label} exited with code {result.returncode}"
+    if result.killed:
+        ended = f"{label} ignored {result.stopped_by} and was killed"
+    if result.stopped_by:
+        return f"stopped by {result.stopped_by}: {ended}" + (
+            f" (its last error line: {last})" if last else "")
+    return f"{last} ({ended})" if last else f"{ended} and printed nothing on stderr"
+
+
+def finish(label: str, result: ChildResult, failure_files: Iterable[Path]) -> None:
+    """Make the program's outcome the stage's: exit with its code, explain a failure."""
+    failure_files = list(failure_files)
+    code = result.returncode
+    if result.stopped_by and code == 0:
+        code = 143  # 128 + SIGTERM: a stopped job never reads as Completed
+    if code == 0:
+        log.info("%s finished", label)
+        return
+    written = [p for p in failure_files if p.exists()]
+    reason = failure_reason(label, result)
+    log.error("%s", reason)
+    if written:
+        log.info("%s wrote its own failure reason to %s; keeping it", label, written[0])
+    else:
+        write_reason(reason, failure_files)
+    raise SystemExit(code)
+
+
+# -- the two entry points --------------------------------------------------------
+def run_training(paths: Paths, raw_hyperparameters: dict[str, Any],
+                 input_config: dict[str, dict]) -> None:
+    """``train`` in script mode: fetch the code, install its requirements, run it."""
+    program_name = str(decode_json(raw_hyperparameters.get(PROGRAM_KEY)) or "").strip()
+    if not program_name:
+        raise UserError(f"{PROGRAM_KEY} is empty; it must name the script to run "
+                        "(the estimator's entry_point)")
+    submit = raw_hyperparameters.get(SUBMIT_DIR_KEY)
+    submit = str(decode_json(submit)).strip() if submit is not None else ""
+    region = decode_json(raw_hyperparameters.get(REGION_KEY)) or None
+    resource_config = read_json_file(paths.training_resourceconfig_file, default=None)
+    if not isinstance(resource_config, dict):
+        resource_config = {"current_host": "algo-1", "hosts": ["algo-1"]}
+
+    code: CodeFolder = locate_code(paths, submit or None,
+                                   region=str(region) if region else None)
+    try:
+        program = resolve_program(code.path, program_name)
+        args = to_args(split_hyperparameters(raw_hyperparameters)[0])
+        env = training_env(paths, raw_hyperparameters, input_config, resource_config,
+                           program_name, submit or None, code.path)
+        child_env = child_environment(env_vars(env, args), code.path)
+        for requirements in requirement_files(code.path, program.folder):
+            install_requirements(requirements, child_env)
+        for folder in (paths.model_dir, paths.output_data_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        label = f"user script {program_name}"
+        log.info("running %s in %s: %s", label, code.path,
+                 shlex.join([*program.argv_prefix, *args]))
+        result = run_child([*program.argv_prefix, *args], env=child_env, cwd=code.path)
+    finally:
+        code.cleanup()
+    finish(label, result, [paths.failure_file])
+
+
+RUN_USAGE = """\
+processing run SCRIPT [ARGS...]     run your own script as the processing job
+processing SCRIPT.py [ARGS...]      the same, for a Python script
+
+SCRIPT is a .py file (run with this image's Python), or any executable file.
+A requirements.txt next to it is installed first.  ARGS are passed on as they
+are; the script's exit code is the job's, and when it fails without writing
+/opt/ml/output/message itself, its last error line is written there."""
+
+
+def run_processing_script(argv: list[str], paths: Paths) -> None:
+    """``processing run script.py [args...]``: run a user script as the processing job."""
+    if not argv:
+        raise UserError("processing run needs a script: processing run path/to/script.py "
+                        "[args...]")
+    if argv[0] in ("-h", "--help"):
+        print(RUN_USAGE)
+        return
+    script, args = argv[0], list(argv[1:])
+    path = Path(script)
+    if not path.is_file():
+        raise UserError(f"processing run: script {script!r} does not exist (the working "
+                        f"folder is {Path.cwd()})")
+    path = path.resolve()
+    program = resolve_program(path.parent, path.name)
+    env = child_environment({}, path.parent)
+    for requirements in requirement_files(path.parent, path.parent):
+        install_requirements(requirements, env)
+    label = f"user script {path.name}"
+    log.info("running %s: %s", label, shlex.join([*program.argv_prefix, *args]))
+    # The working folder stays the job's, so relative paths in ARGS mean what
+    # the job definition meant.
+    result = run_child([*program.argv_prefix, *args], env=env)
+    finish(label, result, [paths.message_file, paths.failure_file])
