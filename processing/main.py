@@ -6,6 +6,8 @@ A processing job passes no command, so Pipelines name this shim as the
     processing [prepare] [--target churn ...]   clean and split raw CSV (default)
     processing evaluate [--model-dir ...]       score a model on the test split and
                                                 write evaluation.json
+    processing run SCRIPT [ARGS...]             run your own script (.py or executable;
+                                                "processing SCRIPT.py ..." works too)
     processing --help                           this text; MODE --help: its options
 
 On failure the reason goes to /opt/ml/output/message (the job's ExitMessage)
@@ -22,7 +24,7 @@ from common.contract import Paths  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.failure import run_stage  # noqa: E402
 
-MODES = ("prepare", "evaluate")
+MODES = ("prepare", "evaluate", "run")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -37,6 +39,12 @@ def main(argv: list[str]) -> None:
         from processing.evaluate import evaluate
 
         evaluate(args, paths)
+    elif mode == "run" or mode.endswith(".py"):
+        # The user's own script; a bare "script.py" is what a ScriptProcessor-style
+        # job definition passes.
+        from train.script_mode import run_processing_script
+
+        run_processing_script(args if mode == "run" else [mode, *args], paths)
     else:
         raise UserError(f"unknown processing mode {mode!r}; use one of {', '.join(MODES)}")
 
