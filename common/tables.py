@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import lzma
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +33,11 @@ SKIPPED_SUFFIXES = (".crc", ".manifest", ".md", ".json")
 EXTRA_NA_VALUES = ["?"]
 
 HEADER_CHOICES = ("auto", "present", "absent")
+
+# pandas reads a file whose name ends in .gz, .bz2, .zip, .xz or .zst as
+# compressed; a file that is not what its name says fails with these.
+UNREADABLE_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, lzma.LZMAError)
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
 SAMPLE_ROWS = 200
 
 
@@ -130,7 +138,7 @@ def _read_sample(path: Path) -> list[list[str]]:
         raise _not_utf8(path, exc) from exc
     except pd.errors.EmptyDataError:
         return []
-    except (pd.errors.ParserError, ValueError) as exc:
+    except (pd.errors.ParserError, ValueError, *UNREADABLE_ERRORS) as exc:
         raise _not_csv(path, exc) from exc
     return sample.fillna("").values.tolist()
 
@@ -143,7 +151,9 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> UserError:
 
 
 def _not_csv(path: Path, exc: Exception) -> UserError:
-    detail = " ".join(str(exc).split())
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if path.name.lower().endswith(COMPRESSED_SUFFIXES):
+        detail += "; its name says it is compressed, so it is read that way"
     return UserError(f"{path} is not valid CSV ({detail}); fix or remove that file")
 
 
@@ -169,7 +179,7 @@ def read_csv_file(path: Path, header: str = "auto") -> tuple[pd.DataFrame, bool]
         raise _not_utf8(path, exc) from exc
     except pd.errors.EmptyDataError:
         return pd.DataFrame(), has_header
-    except (pd.errors.ParserError, ValueError) as exc:
+    except (pd.errors.ParserError, ValueError, *UNREADABLE_ERRORS) as exc:
         raise _not_csv(path, exc) from exc
     if has_header:
         frame.columns = [str(c).strip() for c in frame.columns]
