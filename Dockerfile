@@ -1,0 +1,87 @@
+# One image for the whole SageMaker life cycle of a scikit-learn model:
+#   docker run IMAGE train      a training job (SageMaker passes "train" as the command)
+#   docker run IMAGE serve      an endpoint or a batch transform job ("serve")
+#   ContainerEntrypoint ["processing", "prepare", ...]   a processing job
+#
+# The base is a build argument so that a build can substitute a compatible
+# image (Debian with python3 and python3-venv); both stages must use the same
+# one, because the virtual environment links to the base's interpreter.
+ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------------------
+# builder: resolves and installs the dependencies, prepares the code.  Only
+# /opt/venv, /opt/program and the stage commands leave this stage, so nothing
+# pip downloads or unpacks here reaches the final image.
+FROM ${BASE_IMAGE} AS builder
+
+# Wheels only: every pinned package publishes wheels for amd64 and arm64, so
+# no compiler is needed, and a missing wheel fails the build instead of
+# silently compiling from source.
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ONLY_BINARY=:all:
+
+RUN python3 -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+# The libraries' own test suites (about 110 MB of pandas, scipy, numpy and
+# scikit-learn) are never run in the image.
+RUN /opt/venv/bin/python -m pip install --requirement /tmp/requirements.txt \
+ && find /opt/venv/lib/python3*/site-packages -type d -name tests -prune \
+      -exec rm -rf {} +
+
+COPY common/ /opt/program/common/
+COPY processing/ /opt/program/processing/
+COPY train/ /opt/program/train/
+COPY serve/ /opt/program/serve/
+
+# The stage commands.  SageMaker starts the container with the command
+# "train" or "serve" (a processing job names "processing" in its
+# ContainerEntrypoint), so these must be executables on PATH.  `exec` makes
+# Python replace the shell: the process SageMaker signals (SIGTERM on stop,
+# scale-in or max runtime) is the stage itself, not a shell that would not
+# pass the signal on.  `-u` sends every log line to CloudWatch as it is
+# written.
+RUN mkdir -p /opt/commands \
+ && for stage in processing train serve; do \
+      printf '#!/bin/sh\nexec /opt/venv/bin/python -u /opt/program/%s/main.py "$@"\n' \
+        "$stage" > "/opt/commands/$stage"; \
+    done \
+ && chmod 0755 /opt/commands/*
+
+# Byte-code compiled now, because at run time nothing may write beside the
+# code: serverless endpoints run the container as an arbitrary non-root user,
+# and PYTHONDONTWRITEBYTECODE is set below.  Everything is made readable (and
+# directories searchable) by every user, whatever the build host's umask was.
+RUN /opt/venv/bin/python -m compileall -q /opt/program \
+ && chmod -R a+rX /opt/venv /opt/program
+
+# ---------------------------------------------------------------------------
+FROM ${BASE_IMAGE}
+
+# SageMaker may ask the container to listen on $SAGEMAKER_BIND_TO_PORT
+# (inference pipelines, multi-container endpoints) only when this label says
+# the image honours it; `serve` does.
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+
+# PATH is spelled out in full: a base image that defines no PATH would
+# otherwise leave only the venv on it.
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/opt/program \
+    LANG=C.UTF-8 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/program /opt/program
+COPY --from=builder /opt/commands/ /usr/bin/
+
+WORKDIR /opt/program
+
+# SageMaker hosting sends /ping and /invocations to port 8080.
+EXPOSE 8080
+
+# No ENTRYPOINT: SageMaker's "train" or "serve" must reach the shell's PATH
+# lookup as the command.  A processing job is the one job that passes no
+# command; without a ContainerEntrypoint it runs this default.
+CMD ["processing"]
