@@ -27,5 +27,11 @@ test: $(BIN)/.dev
 test-fast: $(BIN)/.dev
 	$(BIN)/python -m pytest tests/unit tests/contract
 
+## image: build the image as IMAGE (docker when a daemon runs, else podman;
+## where no registry answers, on a stand-in Debian base)
+IMAGE ?= localhost/sagemaker-sklearn-byoc:latest
+image:
+	$(PYTHON) -m tests.container_tool build --tag $(IMAGE)
+
 clean:
 	rm -rf work .pytest_cache

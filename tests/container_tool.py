@@ -66,7 +66,7 @@ STANDIN_CHANGES = (
 )
 
 INSTALL_HINT = (
-    "install a container tool: Docker with a running daemon, or podman, buildah and "
+    "install Docker with a running daemon, or podman, buildah and "
     "debootstrap (Debian/Ubuntu: apt-get install podman buildah debootstrap uidmap "
     "fuse-overlayfs)"
 )
@@ -525,3 +525,34 @@ def build_image(tool: Tool, tag: str = IMAGE_TAG, base: str | None = None,
     if base and base != default_base_image():
         build_args["BASE_IMAGE"] = base
     return tool.build(context, tag, build_args=build_args, **kwargs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tests.container_tool build [--tag T] [--base IMAGE]`` (``make image``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.container_tool",
+                                     description="Build the project's image locally.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    build = sub.add_parser("build", help="build the image (a stand-in base if none can be "
+                                         "pulled)")
+    build.add_argument("--tag", default="localhost/sagemaker-sklearn-byoc:latest")
+    build.add_argument("--base", default=None,
+                       help="base image (default: the Dockerfile's BASE_IMAGE)")
+    args = parser.parse_args(argv)
+
+    tool = detect()
+    if tool is None:
+        parser.exit(1, f"no container tool: {INSTALL_HINT}\n")
+    started = time.monotonic()
+    base = ensure_base_image(tool, args.base)
+    log = Path(tempfile.gettempdir()) / f"{CONTAINER_PREFIX}build.log"
+    print(f"building {args.tag} on {base} with {tool.name} (log: {log})", flush=True)
+    tag = build_image(tool, args.tag, base=base, log=log)
+    print(f"built {tag}: {tool.image_size(tag) / 1e6:.0f} MB in "
+          f"{time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
