@@ -20,6 +20,7 @@ then is refused with 507, which tells SageMaker to unload models itself.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sqlite3
@@ -39,6 +40,12 @@ log = logging.getLogger("serve")
 PAGE_SIZE = 100
 TOUCH_INTERVAL = 1.0  # seconds between last-used updates of one model by one worker
 BUDGET_ENV = "SAGEMAKER_MULTI_MODEL_MEMORY_MB"
+# What loading a model made by the train stage imports: seconds of work that a
+# multi-model endpoint, which starts with no model, would otherwise repeat in
+# every worker during its first load or first invoke.
+MODEL_LIBRARIES = ("joblib", "pandas", "sklearn.pipeline", "sklearn.compose", "sklearn.impute",
+                   "sklearn.preprocessing", "sklearn.tree", "sklearn.ensemble",
+                   "sklearn.linear_model", "sklearn.neighbors", "serve.predictor")
 
 
 class ModelConflict(RequestError):
@@ -91,6 +98,15 @@ def default_budget(workers: int) -> int:
         except ValueError:
             raise UserError(f"{BUDGET_ENV} must be a number of megabytes, got {raw!r}") from None
     return int(available_memory() * 0.6 / max(workers, 1))
+
+
+def import_model_libraries() -> None:
+    """Import what loading a model needs, once, before gunicorn forks the workers."""
+    for name in MODEL_LIBRARIES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # a model that needs it will say so when it loads
+            log.warning("cannot import %s ahead of the first model: %s", name, exc)
 
 
 def model_size(folder: Path) -> int:
@@ -205,6 +221,9 @@ class MultiModelHost:
     """One worker's view: the registry plus the models this worker has in memory."""
 
     def __init__(self, registry: Registry, load):
+        # Built in the gunicorn master (preload_app): what is imported here is
+        # shared by every worker instead of being imported by each on its first load.
+        import_model_libraries()
         self.registry = registry
         self._load = load  # Path -> a served model (serve.handlers.ModelService)
         self._cache: OrderedDict[str, tuple[str, object]] = OrderedDict()
