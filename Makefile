@@ -27,6 +27,10 @@ test: $(BIN)/.dev
 test-fast: $(BIN)/.dev
 	$(BIN)/python -m pytest tests/unit tests/contract
 
+## bench: serve against the classic predictor, side by side (about 8 min; needs wrk)
+bench: $(BIN)/.dev
+	$(BIN)/python benchmarks/run.py
+
 ## image: build the image as IMAGE (docker when a daemon runs, else podman;
 ## where no registry answers, on a stand-in Debian base)
 IMAGE ?= localhost/sagemaker-sklearn-byoc:latest
