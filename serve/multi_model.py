@@ -109,6 +109,11 @@ def import_model_libraries() -> None:
             log.warning("cannot import %s ahead of the first model: %s", name, exc)
 
 
+def human_size(size: int) -> str:
+    """Bytes in MB, or in KB below 1 MB (small models and budgets would all read "0 MB")."""
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
+
+
 def model_size(folder: Path) -> int:
     """Estimated memory of a loaded model: its files' size (pickles load about 1:1)."""
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()
@@ -167,6 +172,13 @@ class Registry:
         entries = [Entry(*r) for r in rows[:size]]
         return entries, (entries[-1].name if len(rows) > size else None)
 
+    def check_fits(self, name: str, size: int) -> None:
+        """507 for a model larger than the whole budget (evicting others cannot help)."""
+        if size > self.budget:
+            raise InsufficientMemory(
+                f"model {name!r} needs about {human_size(size)} but the budget per worker "
+                f"is {human_size(self.budget)}; raise {BUDGET_ENV} or use a larger instance")
+
     def add(self, name: str, url: str, size: int) -> tuple[Entry, list[str]]:
         """Register a model, evicting least recently used ones to fit the budget."""
         db = self._connect()
@@ -175,10 +187,7 @@ class Registry:
             if db.execute("SELECT 1 FROM models WHERE name=?", (name,)).fetchone():
                 raise ModelConflict(f"model {name!r} is already loaded; unload it first "
                                     f"(DELETE /models/{name}) to load another version")
-            if size > self.budget:
-                raise InsufficientMemory(
-                    f"model {name!r} needs about {size // 2**20} MB but the budget per worker "
-                    f"is {self.budget // 2**20} MB; raise {BUDGET_ENV} or use a larger instance")
+            self.check_fits(name, size)
             used = db.execute("SELECT COALESCE(SUM(size), 0) FROM models").fetchone()[0]
             evicted = []
             for victim, victim_size in db.execute(
@@ -253,9 +262,15 @@ class MultiModelHost:
         if self.registry.get(name) is not None:
             raise ModelConflict(f"model {name!r} is already loaded")
         size = model_size(folder)
+        # Refused before it is read: loading it first could itself exhaust the memory.
+        self.registry.check_fits(name, size)
         service = self._load(folder)  # fails here, before registering, if the model is bad
         entry, evicted = self.registry.add(name, url, size)
         with self._lock:
+            # The memory of evicted models is freed here at once, not at this
+            # worker's next invocation.
+            for victim in evicted:
+                self._cache.pop(victim, None)
             self._cache[name] = (entry.token, service)
         if evicted:
             log.info("evicted %s to make room for %r", ", ".join(map(repr, evicted)), name)
