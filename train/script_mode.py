@@ -30,7 +30,7 @@ from common.contract import Paths, cpu_count, read_json_file
 from common.errors import UserError
 from common.failure import write_reason
 from train.child_process import ChildResult, run_child
-from train.user_code import (CodeFolder, install_requirements, locate_code,
+from train.user_code import (CodeFolder, describe_folder, install_requirements, locate_code,
                              requirement_files)
 
 log = logging.getLogger("train")
@@ -186,10 +186,8 @@ def _first_line(path: Path) -> bytes:
 
 
 def _not_found(code_dir: Path, name: str) -> str:
-    from train.user_code import _describe
-
     return (f"{PROGRAM_KEY} {name!r} is not in the code folder {code_dir} (it "
-            f"{_describe(code_dir)}); entry_point must be a path inside source_dir")
+            f"{describe_folder(code_dir)}); entry_point must be a path inside source_dir")
 
 
 def module_name(program: str) -> str:
@@ -363,8 +361,8 @@ def run_training(paths: Paths, raw_hyperparameters: dict[str, Any],
     if not program_name:
         raise UserError(f"{PROGRAM_KEY} is empty; it must name the script to run "
                         "(the estimator's entry_point)")
-    submit = raw_hyperparameters.get(SUBMIT_DIR_KEY)
-    submit = str(decode_json(submit)).strip() if submit is not None else ""
+    submit = decode_json(raw_hyperparameters.get(SUBMIT_DIR_KEY))
+    submit = str(submit).strip() if submit is not None else ""
     region = decode_json(raw_hyperparameters.get(REGION_KEY)) or None
     resource_config = read_json_file(paths.training_resourceconfig_file, default=None)
     if not isinstance(resource_config, dict):

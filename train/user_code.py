@@ -39,7 +39,7 @@ class CodeFolder:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _describe(folder: Path, limit: int = 15) -> str:
+def describe_folder(folder: Path, limit: int = 15) -> str:
     try:
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
     except OSError:

@@ -339,7 +339,8 @@ ECHO = """
     import json, os, sys
     out = os.path.join(os.environ["SAGEMAKER_BASE_DIR"], "processing", "output")
     os.makedirs(out, exist_ok=True)
-    json.dump({"argv": sys.argv[1:], "cwd": os.getcwd()}, open(os.path.join(out, "seen.json"), "w"))
+    with open(os.path.join(out, "seen.json"), "w") as f:
+        json.dump({"argv": sys.argv[1:], "cwd": os.getcwd()}, f)
     code = int(os.environ.get("EXIT_CODE", "0"))
     if code:
         print("Traceback (most recent call last):", file=sys.stderr)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tarfile
 import textwrap
 import threading
 from pathlib import Path
