@@ -251,19 +251,23 @@ class Bench:
         log("PROBLEM: " + text)
         self.problems.append(text)
 
-    def start_pair(self, model: dict, *, serve_limit_mb: int | None = None,
-                   one_by_one: bool = True) -> dict:
-        """Both servers on ``model``; one after the other (each start is then a clean
-        cold start), or both at once."""
+    def launch_pair(self, model: dict, *, serve_limit_mb: int | None = None,
+                    one_by_one: bool = True) -> dict:
+        """Both servers on ``model``: started one after the other (waiting for each, so
+        each start is a clean cold start), or only launched."""
         servers = {kind: ServerProcess(kind, model["base"], self.args.workers,
                                        self.work / "logs",
                                        max_payload_mb=serve_limit_mb if kind == "serve" else None)
                    for kind in SERVERS}
-        for kind, server in servers.items():
+        for server in servers.values():
             self.live.append(server)
             server.launch()
             if one_by_one:
                 server.wait_ready()
+        return servers
+
+    @staticmethod
+    def wait_ready(servers: dict) -> dict:
         for kind, server in servers.items():
             if server.ready_after is None:
                 server.wait_ready()
@@ -274,8 +278,7 @@ class Bench:
         servers, self.live = self.live, []
         # Signal every server first, so their shutdowns overlap.
         for server in servers:
-            if server.process is not None:
-                server._signal_group(server.process, signal.SIGINT)
+            server.interrupt()
         for server in servers:
             server.stop()
 
@@ -517,35 +520,44 @@ def run(args, work: Path, bench: Bench) -> dict:
             cold[kind].append(round(server.ready_after, 3))
 
     cases, checks = [], []
-    for key, model in models.items():
-        log(f"model {model['label']}: starting both servers")
-        one_by_one = key == "churn"
-        servers = bench.start_pair(model, one_by_one=one_by_one)
-        if one_by_one:
-            record_cold(servers)
+    # One model at a time; a smoke run starts the servers of both models at once.
+    groups = [list(models)] if args.smoke else [[key] for key in models]
+    for group in groups:
+        pairs = {}
         try:
-            if key == "churn":
-                checks.append(bench.execution_parameters_check(
-                    servers["serve"], DEFAULT_LIMIT_MB, "SAGEMAKER_MAX_PAYLOAD_IN_MB unset"))
-                checks.append(bench.oversize_check(servers["serve"], bodies[key][2],
-                                                   DEFAULT_LIMIT_MB))
-            for payload in bodies[key]:
-                if payload.name in ("single-csv", "single-json", "multi-1000"):
-                    cases.append(bench.wrk_case(servers, model, payload))
-                elif payload.name == "multi-mid":
-                    cases.append(bench.client_case(servers, model, payload, per_thread=None,
-                                                   timeout=120))
+            for key in group:
+                log(f"model {models[key]['label']}: starting both servers")
+                pairs[key] = bench.launch_pair(models[key],
+                                               one_by_one=key == "churn" and not args.smoke)
+            for key in group:
+                bench.wait_ready(pairs[key])
+            if "churn" in pairs:
+                record_cold(pairs["churn"])
+            for key in group:
+                model, servers = models[key], pairs[key]
+                if key == "churn":
+                    checks.append(bench.execution_parameters_check(
+                        servers["serve"], DEFAULT_LIMIT_MB, "SAGEMAKER_MAX_PAYLOAD_IN_MB unset"))
+                    checks.append(bench.oversize_check(servers["serve"], bodies[key][2],
+                                                       DEFAULT_LIMIT_MB))
+                for payload in bodies[key]:
+                    if payload.name in ("single-csv", "single-json", "multi-1000"):
+                        cases.append(bench.wrk_case(servers, model, payload))
+                    elif payload.name == "multi-mid":
+                        cases.append(bench.client_case(servers, model, payload,
+                                                       per_thread=None, timeout=120))
         finally:
             bench.stop_all()
 
     log(f"largest payload: fresh servers, serve with SAGEMAKER_MAX_PAYLOAD_IN_MB={BIG_LIMIT_MB}")
     model = models["churn"]
     big = next(p for p in bodies["churn"] if p.name == "multi-big")
-    one_by_one = args.cold_starts > 1
-    servers = bench.start_pair(model, serve_limit_mb=BIG_LIMIT_MB, one_by_one=one_by_one)
-    if one_by_one:
-        record_cold(servers)
+    one_by_one = args.cold_starts > 1 and not args.smoke
     try:
+        servers = bench.wait_ready(bench.launch_pair(model, serve_limit_mb=BIG_LIMIT_MB,
+                                                     one_by_one=one_by_one))
+        if one_by_one:
+            record_cold(servers)
         checks.append(bench.execution_parameters_check(
             servers["serve"], BIG_LIMIT_MB, f"SAGEMAKER_MAX_PAYLOAD_IN_MB={BIG_LIMIT_MB}"))
         bench.warm_up(servers, bodies["churn"][2])

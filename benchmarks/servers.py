@@ -175,19 +175,22 @@ class ServerProcess:
                            f"ends:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 15) -> None:
-        """Stop the whole process group: SIGINT (gunicorn's quick shutdown), then SIGKILL.
+        """SIGINT (gunicorn's quick shutdown) to the master; once its workers are gone
+        (or after ``timeout``), SIGKILL to the whole process group.
 
         Quick, not graceful: nothing is in flight when the benchmark stops a
         server, and a graceful stop waits on idle keep-alive connections.
         """
         process, self.process = self.process, None
         if process is not None:
-            self._signal_group(process, signal.SIGINT)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-            # Workers left behind by a master that died are in the same group.
+            self.interrupt(process)
+            # The gunicorn master lingers a few seconds after its workers are
+            # gone; with no worker left there is nothing more to wait for.
+            deadline = time.perf_counter() + timeout
+            while process.poll() is None and time.perf_counter() < deadline:
+                if not [pid for pid in children(process.pid) if not zombie(pid)]:
+                    break
+                time.sleep(0.05)
             self._signal_group(process, signal.SIGKILL)
             try:
                 process.wait(timeout=10)
@@ -196,6 +199,14 @@ class ServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def interrupt(self, process: subprocess.Popen | None = None) -> None:
+        process = process or self.process
+        if process is not None and process.poll() is None:
+            try:
+                process.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
     @staticmethod
     def _signal_group(process: subprocess.Popen, sig: int) -> None:
@@ -227,7 +238,7 @@ class ServerProcess:
         out = []
         for pid in self.worker_pids():
             status = proc_status(pid)
-            if status:
+            if status.get("VmHWM") and not zombie(pid):
                 out.append({"pid": pid, "peak_bytes": status.get("VmHWM", 0),
                             "rss_bytes": status.get("VmRSS", 0)})
         return out
@@ -249,6 +260,15 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return sorted(found)
+
+
+def zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits for its parent to reap it (or is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def proc_status(pid: int) -> dict[str, int]:
