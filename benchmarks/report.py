@@ -140,7 +140,8 @@ def markdown(results: dict) -> str:
         f"{meta['connections']} connections, {meta['rounds']} run(s) per server alternated "
         "serve, baseline, serve, baseline…; requests/s over all runs, latency percentiles "
         "the median of the runs. Large payloads: a Python client with one request in flight "
-        "per worker. Ratios are serve ÷ baseline: above 1 is better for throughput, below 1 "
+        f"per worker, {meta['duration_s']:g} s per run (the largest: one request per worker "
+        "and server). Ratios are serve ÷ baseline: above 1 is better for throughput, below 1 "
         "for latency.",
     ]
     if meta.get("smoke"):

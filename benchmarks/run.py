@@ -71,9 +71,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", "--smoke", dest="smoke", action="store_true",
                         help="tiny durations and payloads, no 100 MB (checks the tool works)")
     parser.add_argument("--duration", type=float, default=None,
-                        help="seconds per measured wrk/client run (default 8; smoke 1)")
+                        help="seconds per measured wrk/client run (default 5; smoke 1)")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="measured runs per server and case, alternated (default 2; "
+                        help="measured runs per server and case, alternated (default 3; "
                              "smoke 1)")
     parser.add_argument("--workers", type=int, default=cpu_count(),
                         help="worker processes of each server (default: CPU count, "
@@ -88,8 +88,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="keep the working folder (models, payloads, server logs)")
     args = parser.parse_args(argv)
     smoke = args.smoke
-    args.duration = args.duration or (1.0 if smoke else 8.0)
-    args.rounds = args.rounds or (1 if smoke else 2)
+    args.duration = args.duration or (1.0 if smoke else 5.0)
+    args.rounds = args.rounds or (1 if smoke else 3)
     args.connections = args.connections or 4 * args.workers
     args.cold_starts = args.cold_starts or (1 if smoke else 3)
     args.mid_bytes = 300_000 if smoke else 6_000_000  # under 6 MiB, serve's default limit
@@ -341,13 +341,13 @@ class Bench:
         return record
 
     def client_case(self, servers: dict, model: dict, payload, *, per_thread: int | None,
-                    timeout: float) -> dict:
+                    timeout: float, rounds: int | None = None) -> dict:
         """Large payloads: one request in flight per worker, alternating the servers."""
         where = f"{payload.label} on {model['label']}"
         record = self.case_record(model, payload, "python")
         samples = {kind: [] for kind in SERVERS}
         first = {}
-        for _ in range(self.args.rounds):
+        for _ in range(rounds or self.args.rounds):
             for kind in SERVERS:
                 sample = load.run_client(
                     servers[kind].port, payload.body, payload.content_type, payload.rows,
@@ -562,7 +562,9 @@ def run(args, work: Path, bench: Bench) -> dict:
             servers["serve"], BIG_LIMIT_MB, f"SAGEMAKER_MAX_PAYLOAD_IN_MB={BIG_LIMIT_MB}"))
         bench.warm_up(servers, bodies["churn"][2])
         idle = {kind: servers[kind].worker_memory() for kind in SERVERS}
-        case = bench.client_case(servers, model, big, per_thread=1, timeout=300)
+        # One request per worker and server: each takes seconds, and the
+        # workers' peak memory needs no more.
+        case = bench.client_case(servers, model, big, per_thread=1, timeout=300, rounds=1)
         peak = {kind: servers[kind].worker_memory() for kind in SERVERS}
     finally:
         bench.stop_all()
