@@ -296,6 +296,10 @@ def csv_blocks(stream, length: int, block_bytes: int):
             row += sum(1 for line in block.split(b"\n") if line.strip())
 
 
+TOO_MANY_DIGITS = ("{where} holds a number with thousands of digits, more than can be read; "
+                   "send numbers as ordinary decimals (1e300, 12.5)")
+
+
 def _loads(text: str):
     try:
         return json.loads(text)
@@ -305,6 +309,8 @@ def _loads(text: str):
     except json.JSONDecodeError as exc:
         raise RequestError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
                            f"column {exc.colno}") from None
+    except ValueError:  # an integer longer than Python converts (4300 digits)
+        raise RequestError(TOO_MANY_DIGITS.format(where="the JSON body")) from None
 
 
 def rows_to_records(rows: list, schema: Schema, where: str) -> Records:
@@ -353,6 +359,8 @@ def decode_jsonlines(text: str, schema: Schema) -> Records:
         except json.JSONDecodeError as exc:
             raise RequestError(f"line {number} is not valid JSON: {exc.msg} at column "
                                f"{exc.colno}") from None
+        except ValueError:  # an integer longer than Python converts (4300 digits)
+            raise RequestError(TOO_MANY_DIGITS.format(where=f"line {number}")) from None
     return rows_to_records(rows, schema, "the JSON Lines body")
 
 
