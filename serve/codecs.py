@@ -183,7 +183,12 @@ def decode_csv(body: bytes, schema: Schema, charset: str = "utf-8", *,
 def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1) -> Records:
     """Row-by-row parsing: no set-up cost, and exact row numbers in errors."""
     if '"' in text:
-        rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+        reader = csv.reader(io.StringIO(text))
+        try:
+            rows = [r for r in reader if r and any(c.strip() for c in r)]
+        except csv.Error as exc:  # a quoted value over csv's 131072-character limit
+            raise RequestError(f"the CSV body cannot be read at line "
+                               f"{first_row + reader.line_num - 1}: {exc}") from None
     else:
         rows = [line.split(",") for line in text.splitlines() if line.strip()]
     if not rows:
@@ -236,7 +241,10 @@ def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1) -> Reco
     if first_row == 1:
         end = body.find(b"\n")
         first_line = body[: end if end >= 0 else len(body)].decode("utf-8", "replace")
-        first = next(csv.reader([first_line]), [])
+        try:
+            first = next(csv.reader([first_line]), [])
+        except csv.Error:  # a bare carriage return, an over-long value
+            return None
         if not first or _header_map(first, schema) is not None:
             return None
     if b'"' not in body:
