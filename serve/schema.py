@@ -52,14 +52,18 @@ class Schema:
     def numeric_column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
         try:
             values = np.array(cells, dtype=np.float64)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
+            values = None
+        # A list inside a cell (a JSON object's value) makes a 2-D array.
+        if values is None or values.shape != (len(cells),):
             values = np.array([self._number(name, c, first_row + i)
                                for i, c in enumerate(cells)], dtype=np.float64)
         if not np.isfinite(values).all():
             bad = np.flatnonzero(np.isinf(values))
             if len(bad):
+                first = int(bad[0])
                 raise RequestError(
-                    f"row {first_row + int(bad[0])}, feature {name!r}: {cells[int(bad[0])]!r} "
+                    f"row {first_row + first}, feature {name!r}: {_short(cells[first])} "
                     "is not a finite number; send a number, or an empty value for missing"
                 )
         return values
@@ -69,8 +73,13 @@ class Schema:
             return math.nan
         if isinstance(cell, bool):
             raise RequestError(f"row {row}, feature {name!r}: expected a number, got {cell!r}")
-        if isinstance(cell, (int, float)):
-            return float(cell)
+        if isinstance(cell, float):
+            return cell
+        if isinstance(cell, int):
+            try:
+                return float(cell)
+            except OverflowError:  # a JSON integer beyond 1.8e308
+                return math.inf  # reported below as not finite
         if isinstance(cell, str):
             text = cell.strip()
             if text in MISSING_MARKERS:
