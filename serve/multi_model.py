@@ -127,7 +127,12 @@ class Registry:
         self.path = path
         self.budget = budget
         self._local = threading.local()
-        with self._connect() as db:
+        # The registry is created in the gunicorn master, which then forks the
+        # workers: an SQLite connection must not be open across a fork (the
+        # children would inherit its file handles and lock state), so this one
+        # is closed; every worker thread opens its own in _connect.
+        db = self._open()
+        try:
             db.executescript("""
                 CREATE TABLE IF NOT EXISTS models (
                     name TEXT PRIMARY KEY, url TEXT NOT NULL, size INTEGER NOT NULL,
@@ -135,6 +140,8 @@ class Registry:
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
                 INSERT OR IGNORE INTO meta VALUES ('generation', 0);
             """)
+        finally:
+            db.close()
 
     @classmethod
     def create(cls, budget: int) -> "Registry":
@@ -147,10 +154,14 @@ class Registry:
         key = (os.getpid(), threading.get_ident())
         db = getattr(self._local, "db", None)
         if db is None or getattr(self._local, "key", None) != key:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = self._open()
             self._local.db, self._local.key = db, key
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
         return db
 
     def generation(self) -> int:
