@@ -8,11 +8,14 @@ BIN    := $(VENV)/bin
 
 $(BIN)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.txt
 	touch $@
 
+# The test tools may not move the image's pins: the pins (without hashes)
+# constrain their install.
 $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e '/^ *#/d' requirements.txt > $(VENV)/pins.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c $(VENV)/pins.txt
 	touch $@
 
 ## demo: processing -> train -> batch transform -> serve, on the bundled data
