@@ -55,8 +55,9 @@ DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # reaches the package index through whatever TLS-inspecting proxy the host
 # trusts (the base image's own bundle lacks that CA).
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-# Containers this module creates carry this prefix, so leftovers of an
-# interrupted run can be found and removed.
+# Containers this module creates are named <prefix><pid of the creating
+# process>-<random>, so leftovers of an interrupted run can be told apart from
+# the containers of a run still going on (another test session, say).
 CONTAINER_PREFIX = "byoc-test-"
 # What python:3.11-slim sets; the stand-in base mimics it.
 STANDIN_CHANGES = (
@@ -103,6 +104,27 @@ def _check(cmd: Sequence[str], timeout: float = 600, **kwargs) -> subprocess.Com
             f"{' '.join(cmd)} exited with {result.returncode}:\n{result.stdout[-4000:]}"
             f"{result.stderr[-4000:]}")
     return result
+
+
+def container_name() -> str:
+    return f"{CONTAINER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def is_leftover(name: str, include_own: bool = False) -> bool:
+    """A container of ours whose creating process has gone (or is this one,
+    with ``include_own``)."""
+    match = re.fullmatch(re.escape(CONTAINER_PREFIX) + r"(\d+)-[0-9a-f]+", name)
+    if not match:
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return include_own
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # ended, not yet reaped by its parent
 
 
 def compose_argv(config: dict, command: Sequence[str] | None,
@@ -305,8 +327,10 @@ class Tool:
     def remove(self, name: str) -> None:
         raise NotImplementedError
 
-    def remove_leftovers(self) -> None:
-        """Remove containers an interrupted earlier run left behind."""
+    def remove_leftovers(self, include_own: bool = False) -> None:
+        """Remove the containers of runs that ended without removing them
+        (and this process's own, with ``include_own``); never those of
+        another process still running."""
 
 
 class Docker(Tool):
@@ -324,7 +348,7 @@ class Docker(Tool):
 
     def start(self, image, command=None, *, entrypoint=None, mounts=(), env=None, user=None,
               stdout=None, stderr=None):
-        name = CONTAINER_PREFIX + uuid.uuid4().hex[:12]
+        name = container_name()
         # Host networking: the same view chroot isolation gives, so a server
         # bound to 127.0.0.1 inside is reachable from the test.
         cmd = ["docker", "run", "--name", name, "--network", "host"]
@@ -354,11 +378,12 @@ class Docker(Tool):
     def remove(self, name):
         subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=120)
 
-    def remove_leftovers(self):
-        listed = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter",
+    def remove_leftovers(self, include_own=False):
+        listed = subprocess.run(["docker", "ps", "--all", "--format", "{{.Names}}", "--filter",
                                  f"name={CONTAINER_PREFIX}"], capture_output=True, text=True)
-        for cid in listed.stdout.split():
-            self.remove(cid)
+        for name in listed.stdout.split():
+            if is_leftover(name, include_own):
+                self.remove(name)
 
 
 class Buildah(Tool):
@@ -384,7 +409,7 @@ class Buildah(Tool):
     def start(self, image, command=None, *, entrypoint=None, mounts=(), env=None, user=None,
               stdout=None, stderr=None):
         argv = compose_argv(self.image_config(image), command, entrypoint)
-        name = CONTAINER_PREFIX + uuid.uuid4().hex[:12]
+        name = container_name()
         _check(["buildah", "from", "--pull=never", "--quiet", "--name", name, image])
         cmd = ["buildah", "run", "--isolation", "chroot"]
         for mount in mounts:
@@ -451,11 +476,11 @@ class Buildah(Tool):
     def remove(self, name):
         subprocess.run(["buildah", "rm", name], capture_output=True, timeout=120)
 
-    def remove_leftovers(self):
+    def remove_leftovers(self, include_own=False):
         listed = subprocess.run(["buildah", "containers", "--format", "{{.ContainerName}}"],
                                 capture_output=True, text=True)
         for name in listed.stdout.split():
-            if name.startswith(CONTAINER_PREFIX):
+            if is_leftover(name, include_own):
                 self.remove(name)
 
 

@@ -36,7 +36,7 @@ def container_tool(request) -> ct.Tool:
     if tool is None:
         unavailable("no container tool found: " + ct.INSTALL_HINT)
     tool.remove_leftovers()
-    request.addfinalizer(tool.remove_leftovers)
+    request.addfinalizer(lambda: tool.remove_leftovers(include_own=True))
     return tool
 
 

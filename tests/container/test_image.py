@@ -92,12 +92,27 @@ for d in m.distributions(): print(d.metadata["Name"].lower(), d.version)'
     assert compilers.strip() == ""
     # Byte code is compiled at build time (nobody may write it at run time).
     assert caches.strip() == ""
-    installed = dict(line.split() for line in versions.strip().splitlines())
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, version = line.split("==")
-            assert installed.get(name.lower().replace("_", "-")) == version, name
+    installed = {normalize(name): version
+                 for name, version in (line.split() for line in versions.strip().splitlines())}
+    pins = pinned_requirements(ROOT / "requirements.txt")
+    assert pins
+    for name, version in pins.items():
+        assert installed.get(name) == version, name
+
+
+def normalize(name: str) -> str:
+    """A distribution name as package indexes compare them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned_requirements(path: Path) -> dict[str, str]:
+    """name -> version for every ``name==version`` line (hashes and comments skipped)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)", line)
+        if match:
+            pins[normalize(match.group(1))] = match.group(3)
+    return pins
 
 
 # -- training ------------------------------------------------------------------------------------
@@ -321,6 +336,37 @@ def test_serve_without_a_model_stops_with_a_reason(container_tool, image, tmp_pa
         mounts=[ct.Mount(empty, "/opt/ml/model", read_only=True)], timeout=120)
     assert result.returncode != 0
     assert "cannot start" in result.stderr + result.stdout
+
+
+# -- the helper's own rules -----------------------------------------------------------------------
+def test_run_options_follow_docker_run_semantics():
+    config = {"Entrypoint": None, "Cmd": ["processing"]}
+    assert ct.compose_argv(config, None, None) == ["processing"]
+    assert ct.compose_argv(config, ["train"], None) == ["train"]
+    # --entrypoint drops the image's CMD; the command becomes its arguments.
+    assert ct.compose_argv(config, None, ["processing", "prepare"]) == ["processing", "prepare"]
+    assert ct.compose_argv(config, ["--seed", "1"], ["processing"]) == [
+        "processing", "--seed", "1"]
+    wrapped = {"Entrypoint": ["/entry.sh"], "Cmd": ["serve"]}
+    assert ct.compose_argv(wrapped, None, None) == ["/entry.sh", "serve"]
+    assert ct.compose_argv(wrapped, ["train"], None) == ["/entry.sh", "train"]
+    with pytest.raises(ct.ContainerToolError):
+        ct.compose_argv({}, None, None)
+
+
+def test_only_containers_of_ended_processes_are_leftovers():
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    assert ct.is_leftover(f"{ct.CONTAINER_PREFIX}{ended.pid}-0a1b2c3d")
+    assert not ct.is_leftover(f"{ct.CONTAINER_PREFIX}1-0a1b2c3d")  # init never ends
+    own = ct.container_name()
+    assert not ct.is_leftover(own)
+    assert ct.is_leftover(own, include_own=True)
+    assert not ct.is_leftover("someone-elses-container")
+
+
+def test_the_default_base_is_the_public_slim_python_image():
+    assert ct.default_base_image() == "docker.io/library/python:3.11-slim-bookworm"
 
 
 # -- the Dockerfile itself -----------------------------------------------------------------------
