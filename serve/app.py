@@ -19,6 +19,13 @@ from serve.handlers import HandlerError, ModelService
 
 log = logging.getLogger("serve")
 
+try:  # the errors gunicorn raises while the app reads a request body
+    from gunicorn.http.errors import NoMoreData, ParseException
+
+    UnreadableBody: tuple = (ParseException, NoMoreData)
+except ImportError:  # pragma: no cover - the app runs without gunicorn in unit tests
+    UnreadableBody = ()
+
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
 # CSV bodies larger than this are parsed and predicted block by block, as
@@ -121,6 +128,15 @@ def _base_app(config: ServerConfig) -> Flask:
             f"the request body is larger than the {config.max_payload_mb} MB limit; send "
             "smaller batches, or raise the limit with SAGEMAKER_MAX_PAYLOAD_IN_MB "
             "(batch transform: MaxPayloadInMB)", 413)
+
+    def unreadable_body(exc: Exception):
+        # gunicorn reads the body as the app asks for it: a malformed chunked
+        # encoding or a body cut short is the caller's error, not the model's.
+        return plain(f"the request body cannot be read ({type(exc).__name__}: {exc}); send "
+                     "a complete body with a correct Content-Length or chunked encoding", 400)
+
+    for error in UnreadableBody:
+        app.register_error_handler(error, unreadable_body)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
