@@ -45,6 +45,8 @@ ALIASES = {
 }
 OUTPUTS = ("label", "probabilities", "all")
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
 # Payloads up to this size are parsed in Python (no per-call set-up cost);
 # larger ones by pandas' C parser.
 SMALL_CSV_BYTES = 64 * 1024
@@ -118,6 +120,8 @@ def accept_type(value: str | None, default: str) -> str:
 def decode(body: bytes, media: MediaType, schema: Schema, *, first_row: int = 1) -> Records:
     if not body or not body.strip():
         raise RequestError("the request body is empty; send at least one row")
+    if first_row == 1 and media.charset in ("utf-8", "utf8") and body.startswith(UTF8_BOM):
+        body = body[len(UTF8_BOM):]  # Excel's "CSV UTF-8" starts with one
     if media.kind == CSV:
         return decode_csv(body, schema, media.charset, first_row=first_row)
     text = _text(body, media.charset)
