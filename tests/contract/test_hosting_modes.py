@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -45,35 +46,71 @@ def sleep_request(server, seconds: float) -> tuple[object, float]:
 
 
 # -- SAGEMAKER_MODEL_SERVER_TIMEOUT ------------------------------------------------------
+TIMEOUT = 6
+
+
+@pytest.fixture(scope="module")
+def timed_server(trained_model, tmp_path_factory):
+    """One worker (4 threads) whose requests may run TIMEOUT seconds."""
+    base = slow_model(trained_model, tmp_path_factory.mktemp("timeout"))
+    with Serve(base, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(TIMEOUT)}, workers=1) as server:
+        assert wait_for(lambda: len(server.workers()) == 1, 30)
+        yield server
+
+
+def is_cut(outcome) -> bool:
+    """The caller sees a closed connection or a 5xx, not a late success."""
+    return outcome == "ConnectionError" or (isinstance(outcome, int) and outcome >= 500)
+
+
 def test_the_timeout_cuts_a_request_replaces_the_worker_and_the_next_request_succeeds(
-        trained_model, tmp_path):
-    timeout = 3
-    base = slow_model(trained_model, tmp_path)
-    with Serve(base, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(timeout)}, workers=1) as server:
-        workers = wait_for(server.workers, 30)
-        assert len(workers) == 1
+        timed_server):
+    server = timed_server
+    workers = server.workers()
 
-        # Just under the timeout: answered.
-        outcome, elapsed = sleep_request(server, timeout - 1.5)
-        assert outcome == 200 and elapsed < timeout
-        assert server.workers() == workers
+    # Just under the timeout: answered.
+    outcome, elapsed = sleep_request(server, TIMEOUT - 1.5)
+    assert outcome == 200 and elapsed < TIMEOUT
+    assert server.workers() == workers
 
-        # Past it: cut well before the request's own 30 s would end.
-        outcome, elapsed = sleep_request(server, 30)
-        assert outcome == "ConnectionError" or (isinstance(outcome, int) and outcome >= 500), \
-            outcome
-        assert timeout <= elapsed < timeout + 5, elapsed
-        replaced = wait_for(lambda: (pids := server.workers()) and pids != workers and pids, 30)
-        assert replaced and not replaced & workers, (workers, replaced)
+    # Past it: cut well before the request's own 30 s would end.
+    outcome, elapsed = sleep_request(server, 30)
+    assert is_cut(outcome), outcome
+    assert TIMEOUT <= elapsed < TIMEOUT + 5, elapsed
+    replaced = wait_for(lambda: (pids := server.workers()) and pids != workers and pids, 30)
+    assert replaced and not replaced & workers, (workers, replaced)
 
-        # The endpoint goes on answering, from the new worker.
-        answer = requests.post(server.url + "/invocations", data="0.1",
-                               headers={"Content-Type": "text/csv"}, timeout=60)
-        assert answer.status_code == 200, answer.text
-        assert int(float(answer.text.split(",")[1])) in replaced
-        assert requests.get(server.url + "/ping", timeout=5).status_code == 200
+    # The endpoint goes on answering, from the new worker.
+    answer = requests.post(server.url + "/invocations", data="0.1",
+                           headers={"Content-Type": "text/csv"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert int(float(answer.text.split(",")[1])) in replaced
+    assert requests.get(server.url + "/ping", timeout=5).status_code == 200
     log = server.log()
-    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT=3" in log and "restarting worker" in log
+    assert f"SAGEMAKER_MODEL_SERVER_TIMEOUT={TIMEOUT}" in log and "restarting worker" in log
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "serve/server.py: RequestWatchdog ends the whole worker (os._exit) when one request "
+    "runs past the timeout, so every other request in flight in that worker is cut too"))
+def test_a_request_cut_by_the_timeout_takes_no_other_request_with_it(timed_server):
+    outcomes = {}
+
+    def send(name, seconds):
+        outcomes[name] = sleep_request(timed_server, seconds)
+
+    # "long" runs past the timeout and is cut between TIMEOUT and TIMEOUT + 1 s;
+    # "short" starts 3 s later and needs 1 s less than the timeout: it is in flight
+    # from 3 s to TIMEOUT + 2 s, around the cut with a second to spare either side.
+    long = threading.Thread(target=send, args=("long", 30))
+    short = threading.Thread(target=send, args=("short", TIMEOUT - 1))
+    long.start()
+    time.sleep(3)
+    short.start()
+    long.join(timeout=60)
+    short.join(timeout=60)
+    assert is_cut(outcomes["long"][0]), outcomes
+    assert outcomes["short"][0] == 200, outcomes
 
 
 # -- serverless ------------------------------------------------------------------------------
