@@ -212,6 +212,8 @@ def test_load_get_invoke_unload(endpoint, models, frame, cleanup):
     # The same model through /invocations with the target-model header.
     targeted = endpoint.invoke(rows, **{TARGET_MODEL: "churn-a"})
     assert (targeted.status_code, targeted.content) == expected
+    untargeted = endpoint.invoke(rows)
+    assert untargeted.status_code == 400 and TARGET_MODEL in untargeted.text
 
     gone = unload(endpoint, "churn-a")
     assert "unloaded" in gone.text
