@@ -140,7 +140,8 @@ class Serve(Server):
 
     ``prefix`` runs serve under another program (``setpriv`` to change user);
     ``port_argument=False`` leaves ``--port`` out, so the port must come from
-    SAGEMAKER_BIND_TO_PORT; ``drop`` removes variables ``Server`` would set.
+    SAGEMAKER_BIND_TO_PORT; ``workers=None`` leaves SAGEMAKER_MODEL_SERVER_WORKERS
+    unset.
     """
 
     def __init__(self, base: Path, env: dict | None = None, workers: int | None = 2,
