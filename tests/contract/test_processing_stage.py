@@ -168,7 +168,7 @@ def test_rerun_after_a_failure_clears_the_reason(tmp_path, source):
     assert not (tmp_path / "output" / "failure").exists()
 
 
-# -- bad input ---------------------------------------------------------------------------------
+# -- bad input --------------------------------------------------------------------------------
 def no_input(base: Path, source: Path):
     processing_tree(base, {})
     shutil.rmtree(base / "processing" / "input")

@@ -27,7 +27,7 @@ CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
 CSV, JSON, JSONL = "text/csv", "application/json", "application/jsonlines"
 
 
-# -- reference predictions ----------------------------------------------------------------------
+# -- reference predictions --------------------------------------------------------------------
 class Reference:
     """Raw rows of the bundled data and what the saved pipeline says about them."""
 
@@ -102,7 +102,7 @@ def assert_plain_error(answer: requests.Response, status: int, *words: str) -> N
         assert word in text, f"{word!r} not in {text!r}"
 
 
-# -- every content type and accept -------------------------------------------------------------------
+# -- every content type and accept ------------------------------------------------------------
 def test_ping(server):
     answer = requests.get(server.url + "/ping", timeout=10)
     assert answer.status_code == 200
@@ -182,11 +182,6 @@ def test_large_csv_body(server, reference, trained_model):
     assert answer.text.splitlines() == reference.labels * repeats
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "serve bug: a text/csv body over serve.app.BLOCK_BYTES (4 MB) is split into blocks; "
-    "the header row is honoured only in the first block, later blocks are read "
-    "positionally in training order, so a header naming the target or the features in "
-    "another order fails with 400 (or mispredicts) from the second block on"))
 @pytest.mark.parametrize("with_target", [False, True], ids=["other-order", "with-target"])
 def test_large_csv_body_with_a_header(server, reference, with_target):
     columns = list(reversed(reference.names))
@@ -201,7 +196,7 @@ def test_large_csv_body_with_a_header(server, reference, with_target):
     assert answer.text.splitlines() == reference.labels * repeats
 
 
-# -- errors ----------------------------------------------------------------------------------------
+# -- errors -----------------------------------------------------------------------------------
 def test_unsupported_content_type_is_415(server, reference):
     answer = server.invoke(reference.csv(), content_type="application/xml")
     assert_plain_error(answer, 415, "application/xml", "text/csv")
@@ -275,7 +270,7 @@ def test_body_above_the_payload_limit_is_413(serving_tree, reference):
         assert params["MaxPayloadInMB"] == 1
 
 
-# -- the model folder ---------------------------------------------------------------------------------
+# -- the model folder -------------------------------------------------------------------------
 def test_model_tarball_alone_is_unpacked_and_served(serving_tree, reference):
     """SDK local mode leaves model.tar.gz itself in /opt/ml/model."""
     model = serving_tree / "model"

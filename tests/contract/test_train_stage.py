@@ -78,7 +78,7 @@ def load(base: Path):
     return model, metadata
 
 
-# -- every built-in model, both tasks -------------------------------------------------------------
+# -- every built-in model, both tasks ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def model_runs(tmp_path_factory):
     jobs, frames = {}, {}
@@ -147,7 +147,7 @@ def test_each_built_in_model_trains(model_runs, name, task):
         assert metadata["metrics"][split][metric] == pytest.approx(value, abs=1e-6)
 
 
-# -- channels and layouts -----------------------------------------------------------------------
+# -- channels and layouts ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def layout_runs(tmp_path_factory):
     classification = make_frame(200, "classification", seed=2)
@@ -183,6 +183,12 @@ def layout_runs(tmp_path_factory):
         base = tmp_path_factory.mktemp(key)
         training_tree(base, channels, hyperparameters)
         jobs[key] = (base, [])
+    # A local run: the channel folder and nothing else, no config file at all.
+    bare = tmp_path_factory.mktemp("bare")
+    (bare / "input" / "data" / "train").mkdir(parents=True)
+    (bare / "input" / "data" / "train" / "data.csv").write_text(
+        csv_text(classification[["y", "usage", "calls", "plan"]]))
+    jobs["bare"] = (bare, [])
     results = run_all(jobs)
     frames = {"validation": valid_classification, "regression-validation": valid_regression,
               "label_first": label_first}
@@ -205,6 +211,17 @@ def test_headerless_label_first_channel_named_training_with_empty_hyperparameter
     rows = frames["label_first"].drop(columns=["y"]).head(5)
     rows.columns = ["column_1", "column_2"]
     assert set(model.predict(rows)) <= {0, 1}
+
+
+def test_config_files_may_be_absent(layout_runs):
+    runs, _ = layout_runs
+    base, result = runs["bare"]
+    assert not (base / "input" / "config").exists()
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, metadata = load(base)
+    assert metadata["target"] == "y"  # the first column by default
+    assert metadata["model"] == "gradient_boosting"
+    assert (base / "output" / "data" / "metrics.json").exists()
 
 
 def test_validation_channel_is_used_for_validation_metrics(layout_runs):
@@ -272,7 +289,7 @@ def test_framework_and_tuning_hyperparameters(layout_runs):
     assert saved["objective"] == "validation:f1"
 
 
-# -- bad input ---------------------------------------------------------------------------------------
+# -- bad input --------------------------------------------------------------------------------
 GOOD = csv_text(make_frame(60, "classification", seed=6))
 
 BAD = {

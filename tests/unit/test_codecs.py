@@ -97,7 +97,7 @@ def test_unsupported_accept_is_406(header):
     assert header in str(info.value)
 
 
-# -- CSV -------------------------------------------------------------------------------------------
+# -- CSV --------------------------------------------------------------------------------------
 def test_csv_without_header(schema):
     assert rows_of(decode("31,gold,2\n45.5,basic,0\n", "text/csv", schema)) == EXPECTED
 
@@ -155,7 +155,7 @@ def test_csv_errors_are_400(schema, body, words):
         assert word in str(info.value)
 
 
-# -- JSON ------------------------------------------------------------------------------------------
+# -- JSON -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("payload", [
     {"instances": [[31, "gold", 2], [45.5, "basic", 0]]},
     {"instances": [["31", "gold", "2"], ["45.5", "basic", "0"]]},
@@ -203,7 +203,7 @@ def test_json_errors_are_400(schema, body, words):
         assert word in str(info.value)
 
 
-# -- JSON Lines ---------------------------------------------------------------------------------
+# -- JSON Lines -------------------------------------------------------------------------------
 @pytest.mark.parametrize("body", [
     '[31, "gold", 2]\n[45.5, "basic", 0]\n',
     '{"age": 31, "plan": "gold", "calls": 2}\n\n{"plan": "basic", "calls": 0, "age": 45.5}',
@@ -225,7 +225,7 @@ def test_jsonlines_errors_are_400(schema, body, words):
         assert word in str(info.value)
 
 
-# -- large CSV bodies -------------------------------------------------------------------------------
+# -- large CSV bodies -------------------------------------------------------------------------
 def large_rows(n: int = 9000) -> list[str]:
     rng = np.random.default_rng(0)
     plans = ["gold", "basic", "silver", ""]
@@ -320,7 +320,7 @@ def test_csv_blocks_cover_the_body_in_whole_lines():
         assert block.split(b"\n", 1)[0] == rows[first_row - 1].encode()
 
 
-# -- encoding ------------------------------------------------------------------------------------
+# -- encoding ---------------------------------------------------------------------------------
 @pytest.fixture
 def classified() -> Prediction:
     return Prediction(np.array(["yes", "no", "yes"], dtype=object),

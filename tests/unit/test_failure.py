@@ -6,7 +6,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 from common.errors import StageStopped, UserError
 from common.failure import (EXIT_INTERNAL_ERROR, EXIT_STOPPED, EXIT_USER_ERROR, one_line,
