@@ -212,7 +212,7 @@ def test_header_with_an_empty_name_is_refused(tmp_path):
     assert str(path) in str(info.value) and "empty column name" in str(info.value)
 
 
-# -- target and task ----------------------------------------------------------------------------
+# -- target and task --------------------------------------------------------------------------
 def test_resolve_target_by_name_and_index(tmp_path):
     write(tmp_path, "data.csv", numbers_csv(3))
     table = read_csv_folder(tmp_path)
@@ -259,3 +259,19 @@ def test_stray_word_line_counts_quoted_line_breaks(tmp_path):
     with pytest.raises(UserError) as info:
         read_csv_folder(tmp_path)
     assert f"'six' at line 9 of {path}" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["data.csv.gz", "data.csv.bz2", "data.csv.zip", "data.csv.xz"])
+def test_file_that_is_not_what_its_name_says_names_the_file(tmp_path, name):
+    bad = write(tmp_path, name, b"\x1f\x8b\x08\x00\x00\x00\x00\x00\xff\xfe" * 20)
+    with pytest.raises(UserError) as info:
+        read_csv_folder(tmp_path)
+    assert str(bad) in str(info.value)
+    assert "compressed" in str(info.value)
+
+
+def test_gzipped_csv_is_read(tmp_path):
+    import gzip
+
+    write(tmp_path, "part-0.csv.gz", gzip.compress(numbers_csv(3).encode()))
+    assert read_csv_folder(tmp_path).frame.columns.tolist() == ["x", "y", "label"]
