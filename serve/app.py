@@ -70,11 +70,15 @@ def invoke(service: ModelService, config: ServerConfig, body, content_type: str 
         raise UserError(f"output={output} needs class probabilities, which this "
                         f"{predictor.metadata.task} model does not give; use output=label")
     blocks = body(media) if callable(body) else [(body, 1)]
-    parts = [
-        predictor.predict(codecs.decode(block, media, predictor.schema, first_row=row),
-                          probabilities=output != "label")
-        for block, row in blocks
-    ]
+    parts, mapping, header_rows = [], None, 0
+    for block, row in blocks:
+        # A header row in the first block names the columns of every block,
+        # and is not a data row.
+        records = codecs.decode(block, media, predictor.schema, first_row=row - header_rows,
+                                mapping=mapping)
+        if row == 1 and records.mapping is not None:
+            mapping, header_rows = records.mapping, 1
+        parts.append(predictor.predict(records, probabilities=output != "label"))
     if not parts:
         raise UserError("the request body is empty; send at least one row")
     return codecs.encode(codecs.Prediction.concat(parts), answer_type, output), answer_type

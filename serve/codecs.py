@@ -117,13 +117,14 @@ def accept_type(value: str | None, default: str) -> str:
 
 
 # -- decoding -------------------------------------------------------------------
-def decode(body: bytes, media: MediaType, schema: Schema, *, first_row: int = 1) -> Records:
+def decode(body: bytes, media: MediaType, schema: Schema, *, first_row: int = 1,
+           mapping: list | None = None) -> Records:
     if not body or not body.strip():
         raise RequestError("the request body is empty; send at least one row")
     if first_row == 1 and media.charset in ("utf-8", "utf8") and body.startswith(UTF8_BOM):
         body = body[len(UTF8_BOM):]  # Excel's "CSV UTF-8" starts with one
     if media.kind == CSV:
-        return decode_csv(body, schema, media.charset, first_row=first_row)
+        return decode_csv(body, schema, media.charset, first_row=first_row, mapping=mapping)
     text = _text(body, media.charset)
     if media.kind == JSON:
         return decode_json(text, schema)
@@ -176,15 +177,33 @@ def _is_number(text: str) -> bool:
 
 
 def decode_csv(body: bytes, schema: Schema, charset: str = "utf-8", *,
-               first_row: int = 1) -> Records:
+               first_row: int = 1, mapping: list | None = None) -> Records:
+    """``mapping``: the header of an earlier block of the same body, if it had one."""
     if len(body) > SMALL_CSV_BYTES and charset in ("utf-8", "utf8"):
-        records = decode_csv_large(body, schema, first_row=first_row)
+        records = decode_csv_large(body, schema, first_row=first_row, mapping=mapping)
         if records is not None:
             return records
-    return decode_csv_rows(_text(body, charset), schema, first_row=first_row)
+    return decode_csv_rows(_text(body, charset), schema, first_row=first_row, mapping=mapping)
 
 
-def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1) -> Records:
+def _columns_by_header(rows: list[list[str]], mapping: list, schema: Schema,
+                       first_row: int) -> Records:
+    width = len(mapping)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise RequestError(f"row {first_row + i} has {len(row)} values but the header "
+                               f"names {width}")
+    columns = {}
+    for j, position in enumerate(mapping):
+        if position is not None:
+            name = schema.names[position]
+            columns[name] = schema.column(name, [row[j] for row in rows], first_row)
+    ordered = {name: columns[name] for name in schema.names}
+    return Records(ordered, len(rows), mapping)
+
+
+def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1,
+                    mapping: list | None = None) -> Records:
     """Row-by-row parsing: no set-up cost, and exact row numbers in errors."""
     if '"' in text:
         reader = csv.reader(io.StringIO(text))
@@ -197,23 +216,15 @@ def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1) -> Records
         rows = [line.split(",") for line in text.splitlines() if line.strip()]
     if not rows:
         raise RequestError("the CSV body holds no rows")
+    if mapping is not None:
+        return _columns_by_header(rows, mapping, schema, first_row)
     mapping = _header_map(rows[0], schema) if first_row == 1 else None
     if mapping is None:
         return schema.from_positional_rows(rows, first_row=first_row)
     rows = rows[1:]
     if not rows:
         raise RequestError("the CSV body holds a header row but no data rows")
-    width = len(mapping)
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise RequestError(f"row {i + 1} has {len(row)} values but the header names {width}")
-    columns = {}
-    for j, position in enumerate(mapping):
-        if position is not None:
-            name = schema.names[position]
-            columns[name] = schema.column(name, [row[j] for row in rows])
-    ordered = {name: columns[name] for name in schema.names}
-    return Records(ordered, len(rows))
+    return _columns_by_header(rows, mapping, schema, first_row)
 
 
 def _first_line_of_wrong_width(body: bytes, width: int) -> int | None:
@@ -234,40 +245,53 @@ def _first_line_of_wrong_width(body: bytes, width: int) -> int | None:
     return int(bad[0]) + 1 if len(bad) else None
 
 
-def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1) -> Records | None:
+def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1,
+                     mapping: list | None = None) -> Records | None:
     """pandas' C parser for large bodies; None when the row-by-row parser must decide.
 
-    Header rows and malformed bodies go to :func:`decode_csv_rows`, which
-    names the exact row and value at fault.
+    Malformed bodies go to :func:`decode_csv_rows`, which names the exact row
+    and value at fault.
     """
     import pandas as pd
 
-    if first_row == 1:
+    if mapping is None and first_row == 1:
         end = body.find(b"\n")
         first_line = body[: end if end >= 0 else len(body)].decode("utf-8", "replace")
         try:
             first = next(csv.reader([first_line]), [])
         except csv.Error:  # a bare carriage return, an over-long value
             return None
-        if not first or _header_map(first, schema) is not None:
+        if not first:
             return None
+        mapping = _header_map(first, schema)
+        if mapping is not None:
+            body = body[end + 1:] if end >= 0 else b""
+            if not body.strip():
+                raise RequestError("the CSV body holds a header row but no data rows")
+    # Column j of the body holds feature positions[j] (None: a target column).
+    positions = mapping if mapping is not None else list(range(schema.width))
+    width = len(positions)
     if b'"' not in body:
-        bad_line = _first_line_of_wrong_width(body, schema.width)
+        bad_line = _first_line_of_wrong_width(body, width)
         if bad_line is not None:
             line = body.split(b"\n", bad_line)[bad_line - 1]
-            raise RequestError(schema.width_message(line.count(b",") + 1,
-                                                    first_row + bad_line - 1))
-    dtypes = {i: (np.float64 if schema.kinds[n] == "numeric" else object)
-              for i, n in enumerate(schema.names)}
+            got, row = line.count(b",") + 1, first_row + bad_line - 1
+            raise RequestError(schema.width_message(got, row) if mapping is None else
+                               f"row {row} has {got} values but the header names {width}")
+    dtypes = {j: (np.float64 if p is not None and schema.kinds[schema.names[p]] == "numeric"
+                  else object) for j, p in enumerate(positions)}
     try:
         frame = pd.read_csv(io.BytesIO(body), header=None, dtype=dtypes, encoding="utf-8",
                             skipinitialspace=True, na_values=["?"], skip_blank_lines=True,
-                            names=list(range(schema.width)), on_bad_lines="error")
+                            names=list(range(width)), on_bad_lines="error")
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError):
         return None
     columns = {}
-    for i, name in enumerate(schema.names):
-        values = frame[i].to_numpy()
+    for j, position in enumerate(positions):
+        if position is None:
+            continue
+        name = schema.names[position]
+        values = frame[j].to_numpy()
         if schema.kinds[name] == "numeric":
             values = values.astype(np.float64, copy=False)
             if np.isinf(values).any():
@@ -277,7 +301,8 @@ def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1) -> Reco
         else:
             values = np.asarray(values, dtype=object)
         columns[name] = values
-    return Records(columns, len(frame))
+    ordered = {name: columns[name] for name in schema.names}
+    return Records(ordered, len(frame), mapping)
 
 
 def csv_blocks(stream, length: int, block_bytes: int):

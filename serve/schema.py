@@ -28,6 +28,9 @@ class Records:
 
     columns: dict[str, np.ndarray]
     n: int
+    # CSV only: column -> feature position read from a header row (None: the
+    # training order).  A body read block by block reuses it for later blocks.
+    mapping: list | None = None
 
     def frame(self):
         import pandas as pd

@@ -2,16 +2,31 @@
 
 The app (model included) is built once in the master and inherited by every
 worker at fork, so workers start at once and share the model's memory pages.
-Threaded workers keep ``/ping`` answering while a long request runs.
+
+Workers are gunicorn's threaded workers with two additions SageMaker needs:
+
+- health checks have threads of their own.  SageMaker fails a container whose
+  ``GET /ping`` takes more than 2 s, and an async-inference request may run
+  for up to an hour; in a plain threaded worker a ping waits in the same
+  queue as the invocations and can miss its deadline when every thread is
+  busy.  Here a new request is peeked at before it is queued, and a ping goes
+  to a small pool that invocations never occupy;
+- every request is bounded by SAGEMAKER_MODEL_SERVER_TIMEOUT (see
+  :class:`RequestWatchdog`).
 """
 from __future__ import annotations
 
 import logging
 import os
+import selectors
+import socket
 import threading
 import time
+from concurrent import futures
+from functools import partial
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from serve.config import KEEPALIVE_SECONDS, ServerConfig
 
@@ -19,6 +34,59 @@ log = logging.getLogger("serve")
 
 # SageMaker sends SIGKILL 30 s after SIGTERM: finish in-flight requests before.
 GRACEFUL_TIMEOUT = 25
+HEALTH_THREADS = 2
+PING = (b"GET /ping ", b"GET /ping?", b"HEAD /ping ")
+
+
+class SageMakerWorker(ThreadWorker):
+    """A threaded worker whose health checks never wait behind invocations."""
+
+    def init_process(self):
+        self.health_pool = futures.ThreadPoolExecutor(HEALTH_THREADS,
+                                                      thread_name_prefix="health")
+        super().init_process()
+
+    def enqueue_req(self, conn):
+        head = self._peek(conn)
+        if head is None:
+            # A new connection whose request has not arrived yet: wait for it on
+            # the poller (as gunicorn does for slow clients) rather than in a
+            # request thread, so it can be routed once it is readable.
+            self._wait_for_request(conn)
+            return
+        if head.startswith(PING):
+            future = self.health_pool.submit(self.handle, conn)
+            future.add_done_callback(
+                lambda done: self.method_queue.defer(self.finish_request, conn, done))
+            return
+        super().enqueue_req(conn)
+
+    @staticmethod
+    def _peek(conn) -> bytes | None:
+        """The first bytes of the next request, or None when none are there yet."""
+        parser = conn.parser
+        if parser is not None:
+            buffered = parser.unreader.buf.getvalue()
+            if buffered:
+                return buffered[:16]
+        try:
+            head = conn.sock.recv(16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None if not (conn.initialized or conn.data_ready) else b""
+        except OSError:
+            return b""  # let the normal path deal with a broken socket
+        return head
+
+    def _wait_for_request(self, conn):
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ,
+                             partial(self.on_pending_socket_readable, conn))
+
+    def handle_quit(self, sig, frame):
+        self.health_pool.shutdown(wait=False)
+        super().handle_quit(sig, frame)
 
 
 class RequestWatchdog:
@@ -27,34 +95,57 @@ class RequestWatchdog:
     gunicorn's own timeout only notices a worker whose main loop stalls; with
     threads the loop keeps running while one request hangs forever.  A
     prediction cannot be interrupted from outside, so a request past its
-    time ends its worker: the caller's connection closes with an error
-    instead of hanging, and the master starts a fresh worker at once.
+    time has its connection closed (the caller gets an error, not a hang),
+    the worker stops taking requests, lets the others it is serving finish,
+    and exits; the master starts a fresh worker in its place.
     """
 
-    def __init__(self, timeout: float):
+    def __init__(self, timeout: float, grace: float = GRACEFUL_TIMEOUT):
         self.timeout = timeout
-        self.running: dict[int, tuple[float, str]] = {}
+        self.grace = grace
+        self.running: dict[int, tuple[float, str, object]] = {}
 
     def started(self, worker, req):
-        self.running[threading.get_ident()] = (time.monotonic(), f"{req.method} {req.path}")
+        sock = getattr(getattr(req, "unreader", None), "sock", None)
+        self.running[threading.get_ident()] = (time.monotonic(), f"{req.method} {req.path}",
+                                               sock)
 
     def finished(self, worker, req, environ, resp):
         self.running.pop(threading.get_ident(), None)
 
     def watch(self, worker):
-        def loop():
-            while True:
-                time.sleep(min(1.0, self.timeout / 4))
-                now = time.monotonic()
-                for started, what in list(self.running.values()):
-                    if now - started > self.timeout:
-                        worker.log.error(
-                            "%s has run %.0f s, past SAGEMAKER_MODEL_SERVER_TIMEOUT=%s s; "
-                            "restarting worker %d", what, now - started, self.timeout,
-                            os.getpid())
-                        os._exit(1)
+        threading.Thread(target=self._loop, args=(worker,), name="request-watchdog",
+                         daemon=True).start()
 
-        threading.Thread(target=loop, name="request-watchdog", daemon=True).start()
+    def _loop(self, worker):
+        while True:
+            time.sleep(min(1.0, self.timeout / 4))
+            now = time.monotonic()
+            stuck = {ident: entry for ident, entry in list(self.running.items())
+                     if now - entry[0] > self.timeout}
+            if stuck:
+                self._retire(worker, stuck, now)
+
+    def _retire(self, worker, stuck, now):
+        for started, what, sock in stuck.values():
+            worker.log.error("%s has run %.0f s, past SAGEMAKER_MODEL_SERVER_TIMEOUT=%s s; "
+                             "closing its connection and replacing worker %d", what,
+                             now - started, self.timeout, os.getpid())
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        # Stop taking requests; the arbiter starts a replacement when we exit.
+        worker.alive = False
+        worker.method_queue.defer(lambda: None)
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline:
+            if not any(ident not in stuck for ident in list(self.running)):
+                break
+            time.sleep(0.05)
+        # The stuck thread cannot be joined, so a normal exit would hang on it.
+        os._exit(1)
 
 
 def gunicorn_options(config: ServerConfig) -> dict:
@@ -62,7 +153,7 @@ def gunicorn_options(config: ServerConfig) -> dict:
     return {
         "bind": [f"{config.host}:{config.port}"],
         "workers": config.workers,
-        "worker_class": "gthread",
+        "worker_class": "serve.server.SageMakerWorker",
         "threads": config.threads,
         # The heartbeat timeout; requests are bounded by the watchdog.
         "timeout": config.timeout + 30,

@@ -89,9 +89,6 @@ def test_ping_answers_while_a_long_request_runs_in_each_worker(server):
     assert max(latencies) < PING_LIMIT, summary_ms(latencies)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "serve/server.py: /ping is queued behind invocations in gunicorn's gthread pool; with "
-    "every thread of every worker busy it waits for a slow request to finish"))
 def test_ping_answers_when_every_thread_of_every_worker_is_busy(server):
     # Twice as many slow requests as threads: every worker's every thread is busy
     # and more requests wait in each worker's queue.
