@@ -62,6 +62,9 @@ FROM ${BASE_IMAGE}
 # (inference pipelines, multi-container endpoints) only when this label says
 # the image honours it; `serve` does.
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# SageMaker hosts a multi-model endpoint only on an image that says it
+# implements the /models API; `serve` does when SAGEMAKER_MULTI_MODEL=true.
+LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
 
 # PATH is spelled out in full: a base image that defines no PATH would
 # otherwise leave only the venv on it.

@@ -35,6 +35,7 @@ def test_image_config_lets_sagemaker_commands_through(container_tool, image):
     assert not config.get("Entrypoint")
     assert config.get("Cmd") == ["processing"]
     assert config["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert config["Labels"]["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
     assert "8080/tcp" in config.get("ExposedPorts", {})
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["PYTHONUNBUFFERED"] == "1"
