@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serve.errors import NotAcceptable, RequestError, UnsupportedContentType
-from serve.schema import Records, Schema
+from serve.schema import MISSING_MARKERS, Records, Schema
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -268,16 +268,19 @@ def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1,
             body = body[end + 1:] if end >= 0 else b""
             if not body.strip():
                 raise RequestError("the CSV body holds a header row but no data rows")
+    if b'"' in body:
+        # Quoted values may hold commas and newlines: only a real CSV reader
+        # can count the values of each row (pandas pads a short row silently).
+        return None
     # Column j of the body holds feature positions[j] (None: a target column).
     positions = mapping if mapping is not None else list(range(schema.width))
     width = len(positions)
-    if b'"' not in body:
-        bad_line = _first_line_of_wrong_width(body, width)
-        if bad_line is not None:
-            line = body.split(b"\n", bad_line)[bad_line - 1]
-            got, row = line.count(b",") + 1, first_row + bad_line - 1
-            raise RequestError(schema.width_message(got, row) if mapping is None else
-                               f"row {row} has {got} values but the header names {width}")
+    bad_line = _first_line_of_wrong_width(body, width)
+    if bad_line is not None:
+        line = body.split(b"\n", bad_line)[bad_line - 1]
+        got, row = line.count(b",") + 1, first_row + bad_line - 1
+        raise RequestError(schema.width_message(got, row) if mapping is None else
+                           f"row {row} has {got} values but the header names {width}")
     dtypes = {j: (np.float64 if p is not None and schema.kinds[schema.names[p]] == "numeric"
                   else object) for j, p in enumerate(positions)}
     try:
@@ -299,7 +302,10 @@ def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1,
                 raise RequestError(f"row {row}, feature {name!r}: infinite values are not "
                                    "accepted; send a number, or an empty value for missing")
         else:
-            values = np.asarray(values, dtype=object)
+            # Cells as the row-by-row path and training read them: stripped,
+            # and the missing-value markers missing.
+            text = frame[j].str.strip()
+            values = np.asarray(text.mask(text.isin(MISSING_MARKERS)), dtype=object)
         columns[name] = values
     ordered = {name: columns[name] for name in schema.names}
     return Records(ordered, len(frame), mapping)

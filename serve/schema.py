@@ -54,6 +54,10 @@ class Schema:
     # -- typing cells -------------------------------------------------------
     def numeric_column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
         try:
+            # numpy would read JSON true/false as 1.0/0.0: booleans take the
+            # checking path below.
+            if any(type(c) is bool for c in cells):
+                raise TypeError
             values = np.array(cells, dtype=np.float64)
         except (ValueError, TypeError, OverflowError):
             values = None

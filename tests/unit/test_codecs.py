@@ -285,10 +285,6 @@ def test_large_csv_body_with_a_bad_number_names_row_and_feature(schema):
     assert "row 7001" in str(info.value) and "'age'" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "serve bug: decode_csv_large only counts commas when the body has no double quote; "
-    "with a quote anywhere, pandas (names=range(width)) pads a short row with NaN "
-    "instead of refusing it"))
 def test_large_quoted_csv_body_with_a_short_row_is_400(schema):
     rows = large_rows()
     rows[10] = '31,"gold, annual",2'
@@ -299,9 +295,6 @@ def test_large_quoted_csv_body_with_a_short_row_is_400(schema):
         decode(body, "text/csv", schema)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "serve bug: decode_csv_large keeps trailing spaces of text cells ('gold ' stays "
-    "'gold '), while the small path and training strip them, so the category differs"))
 def test_large_csv_body_strips_text_cells_like_the_small_path(schema):
     rows = large_rows()
     rows[3] = "31, gold ,2"

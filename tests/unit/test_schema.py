@@ -43,9 +43,6 @@ def test_bad_numeric_cell_names_row_and_feature(schema, cell):
     assert info.value.status == 400
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "serve bug: Schema.numeric_column first tries np.array(cells, dtype=float64), which "
-    "turns JSON true/false into 1.0/0.0; only its fallback (_number) refuses booleans"))
 @pytest.mark.parametrize("cells", [[True], ["1", False]])
 def test_boolean_for_a_numeric_feature_is_refused(schema, cells):
     with pytest.raises(RequestError, match="feature 'age': expected a number"):
