@@ -143,10 +143,31 @@ def _read_sample(path: Path) -> list[list[str]]:
     return sample.fillna("").values.tolist()
 
 
+def _first_bad_utf8_byte(path: Path) -> int | None:
+    """Offset of the first byte that is not UTF-8 in ``path`` (pandas reports it per chunk)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                pending = len(decoder.getstate()[0])  # bytes of a character cut by the chunk
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    return offset - pending + exc.start
+                offset += len(chunk)
+    except OSError:
+        return None
+    return None
+
+
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> UserError:
+    where = _first_bad_utf8_byte(path)
     return UserError(
-        f"{path} is not UTF-8 text (invalid byte at position {exc.start}); "
-        "save it as UTF-8 CSV"
+        f"{path} is not UTF-8 text (invalid byte at offset "
+        f"{where if where is not None else exc.start}); save it as UTF-8 CSV"
     )
 
 
@@ -298,10 +319,22 @@ def normalize_columns(table: Table) -> pd.DataFrame:
     return frame
 
 
-def resolve_target(table: Table, target: str | None, *, option: str = "target") -> str:
-    """The target column's name; ``target`` is a name or a 0-based index (default 0)."""
+def _bad_target(option: str, value, expected: str, hint: str = "") -> UserError:
+    """A bad target: a hyperparameter error for train, an option error for processing."""
     from common.contract import HyperparameterError
 
+    if option.startswith("-"):
+        return UserError(f"{option} must be {expected}, got {value!r}"
+                         + (f"; {hint}" if hint else ""))
+    return HyperparameterError(option, value, expected, hint=hint)
+
+
+def resolve_target(table: Table, target: str | None, *, option: str = "target") -> str:
+    """The target column's name; ``target`` is a name or a 0-based index (default 0).
+
+    ``option`` names where the value came from: the ``target`` hyperparameter
+    or processing's ``--target`` option.
+    """
     columns = list(table.frame.columns)
     if target is None or target == "":
         return columns[0]
@@ -314,17 +347,12 @@ def resolve_target(table: Table, target: str | None, *, option: str = "target") 
     if index is not None:
         if -len(columns) <= index < len(columns):
             return columns[index]
-        raise HyperparameterError(option, target,
-                                  f"a column index between 0 and {len(columns) - 1}")
+        raise _bad_target(option, target, f"a column index between 0 and {len(columns) - 1}")
     if not table.has_header:
-        raise HyperparameterError(
-            option, target, "a 0-based column index",
-            hint="the data has no header row, so columns have no names",
-        )
-    raise HyperparameterError(
-        option, target, "a column of the data",
-        hint="columns: " + ", ".join(map(str, columns[:50])),
-    )
+        raise _bad_target(option, target, "a 0-based column index",
+                          "the data has no header row, so columns have no names")
+    raise _bad_target(option, target, "a column of the data",
+                      "columns: " + ", ".join(map(str, columns[:50])))
 
 
 def infer_task(y: pd.Series) -> str:
