@@ -1,0 +1,118 @@
+"""pipeline.py's local variant, run by LocalPipelineSession against the image.
+
+processing prepare -> train -> processing evaluate -> condition -> create model
+-> batch transform, with moto's S3 server as the bucket; once with a threshold
+the model passes and once with one it cannot reach (the FailStep).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import pipeline as pl
+from tests.sagemaker_tree import DATA
+
+from .conftest import BUCKET, ROLE
+
+
+def objects(session, prefix: str) -> dict[str, bytes]:
+    listed = session.s3_client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return {item["Key"]: session.s3_client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"]
+            .read() for item in listed.get("Contents", [])}
+
+
+def run(sdk_image, session, name: str, threshold: float):
+    settings = pl.Settings(image_uri=sdk_image, role=ROLE, bucket=BUCKET, prefix=name,
+                           name=name, local=True)
+    session.default_bucket()
+    data = session.upload_data(str(DATA), bucket=BUCKET, key_prefix=f"{name}/input")
+    pipeline = pl.build_pipeline(settings, session)
+    pipeline.upsert(role_arn=ROLE)
+    started = time.monotonic()
+    execution = pipeline.start(parameters={"InputData": data.rsplit("/", 1)[0] + "/",
+                                           "MetricThreshold": threshold})
+    elapsed = time.monotonic() - started
+    steps = {s["StepName"]: s for s in pl.list_steps(execution)}
+    return execution, steps, elapsed
+
+
+def test_pipeline_passes_the_gate_and_scores_the_test_set(sdk_image, session_factory, figures,
+                                                         no_leftovers):
+    session = session_factory(pipeline=True)
+    execution, steps, elapsed = run(sdk_image, session, "pass", threshold=0.5)
+    figures["local pipeline, passing branch (wall time)"] = f"{elapsed:.0f} s"
+    description = execution.describe()
+    assert description["PipelineExecutionStatus"] == "Succeeded", (
+        description.get("FailureReason"), {n: s.get("FailureReason") for n, s in steps.items()})
+    status = {name: step["StepStatus"] for name, step in steps.items()}
+    assert status == {"Prepare": "Succeeded", "Train": "Succeeded", "Evaluate": "Succeeded",
+                      "CheckQuality": "Succeeded", "CreateModel-CreateModel": "Succeeded",
+                      "ScoreTestSet": "Succeeded"}
+    assert steps["CheckQuality"]["Metadata"]["Condition"]["Outcome"] is True
+
+    stored = objects(session, "pass/runs/")
+    reports = {k: v for k, v in stored.items() if k.endswith("/evaluation/evaluation.json")}
+    assert len(reports) == 1, sorted(stored)
+    report = json.loads(next(iter(reports.values())))
+    accuracy = report["binary_classification_metrics"]["accuracy"]["value"]
+    assert 0.5 <= accuracy <= 1
+
+    # One prediction line per test row, in order, for the test features.
+    test_features = [v for k, v in stored.items() if k.endswith("test_features.csv")]
+    outputs = [v for k, v in stored.items() if "/transform/" in k and k.endswith(".out")]
+    assert len(test_features) == 1 and len(outputs) == 1, sorted(stored)
+    rows = test_features[0].decode().splitlines()
+    # AssembleWith=Line: a line break after each response, so exactly one
+    # line per record when the responses carry none of their own.
+    predictions = outputs[0].decode().split("\n")
+    assert predictions[-1] == ""
+    predictions = predictions[:-1]
+    assert "" not in predictions, "empty lines in the batch output"
+    assert len(predictions) == len(rows)
+    assert set(predictions) <= {"yes", "no"}
+    # The batch predictions score as evaluate said.
+    tests = [v for k, v in stored.items() if k.endswith("/prepare/test/test.csv")]
+    truth = pd.read_csv(pd.io.common.BytesIO(tests[0]))["churn"].tolist()
+    batch_accuracy = sum(p == t for p, t in zip(predictions, truth)) / len(truth)
+    assert batch_accuracy == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_pipeline_below_threshold_ends_in_the_fail_step(sdk_image, session_factory, figures,
+                                                       no_leftovers):
+    session = session_factory(pipeline=True)
+    execution, steps, elapsed = run(sdk_image, session, "fail", threshold=0.99)
+    figures["local pipeline, failing branch (wall time)"] = f"{elapsed:.0f} s"
+    description = execution.describe()
+    assert description["PipelineExecutionStatus"] == "Failed"
+    status = {name: step["StepStatus"] for name, step in steps.items()}
+    assert status == {"Prepare": "Succeeded", "Train": "Succeeded", "Evaluate": "Succeeded",
+                      "CheckQuality": "Succeeded", "QualityTooLow": "Failed"}
+    assert steps["CheckQuality"]["Metadata"]["Condition"]["Outcome"] is False
+    reason = steps["QualityTooLow"]["FailureReason"]
+    assert "test accuracy" in reason and "below MetricThreshold 0.99" in reason
+    assert not [k for k in objects(session, "fail/runs/") if "/transform/" in k]
+
+
+def test_cli_local_command(sdk_image, local_mode, moto_s3, tmp_path):
+    """`python pipeline.py local` as a user runs it, against the S3 emulator."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.sagemaker_tree import ROOT, free_port
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "pipeline.py"), "local", "--image-uri", sdk_image,
+         "--bucket", BUCKET, "--prefix", "cli", "--name", "cli", "--s3-endpoint-url", moto_s3,
+         "--data", str(DATA), "--serving-port", str(free_port()),
+         "--parameter", "MetricThreshold=0.99"],
+        capture_output=True, text=True, timeout=1800, cwd=tmp_path, env=dict(os.environ))
+    # The gate fails at 0.99: the command says so and exits non-zero.
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "QualityTooLow" in result.stdout and "Failed" in result.stdout
+    assert "Evaluate" in result.stdout
+    assert Path(tmp_path).is_dir()
