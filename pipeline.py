@@ -281,11 +281,16 @@ def build_pipeline(settings: Settings, session):
     step_prepare = ProcessingStep(
         name="Prepare",
         step_args=prepare.run(
+            # Several instances each read a share of the objects; local mode
+            # refuses ShardedByS3Key outright, and runs one instance anyway.
             inputs=[ProcessingInput(source=p.input_data, destination=f"{PROCESSING}/input",
                                     input_name="raw",
-                                    s3_data_distribution_type="ShardedByS3Key")],
+                                    s3_data_distribution_type="FullyReplicated" if settings.local
+                                    else "ShardedByS3Key")],
+            # A trailing slash: an S3Prefix input reads every key that starts
+            # with its URI, so .../test alone would also pull in .../test_features.
             outputs=[ProcessingOutput(output_name=name, source=f"{PROCESSING}/output/{name}",
-                                      destination=under("prepare", name))
+                                      destination=under("prepare", name, ""))
                      for name in SPLITS],
             arguments=["--target", p.target, "--output-dir", f"{PROCESSING}/output"],
         ),
@@ -435,6 +440,31 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
     return values
 
 
+def typed_parameters(pipeline, values: dict) -> dict:
+    """Command-line strings as the parameters' types (local mode checks them)."""
+    from sagemaker.workflow.parameters import ParameterTypeEnum
+
+    declared = {p.name: p for p in pipeline.parameters}
+    typed = {}
+    for name, value in values.items():
+        if name not in declared:
+            raise SystemExit(f"unknown pipeline parameter {name!r}; the parameters are "
+                             + ", ".join(declared))
+        kind = declared[name].parameter_type
+        try:
+            if kind == ParameterTypeEnum.INTEGER:
+                value = int(value)
+            elif kind == ParameterTypeEnum.FLOAT:
+                value = float(value)
+            elif kind == ParameterTypeEnum.BOOLEAN:
+                value = str(value).lower() in ("1", "true", "yes")
+        except ValueError:
+            raise SystemExit(f"pipeline parameter {name} wants a {kind.value}, "
+                             f"got {value!r}") from None
+        typed[name] = value
+    return typed
+
+
 def build_cli() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline.py", description=__doc__.split("\n\n")[0],
@@ -506,8 +536,14 @@ def settings_from(args, *, local: bool = False) -> Settings:
                     tuning=getattr(args, "tuning", False) and not local, local=local)
 
 
-def describe_steps(execution) -> list[dict]:
+def list_steps(execution) -> list[dict]:
+    """The execution's steps, newest first (local mode wraps the list in a dict)."""
     steps = execution.list_steps()
+    return steps["PipelineExecutionSteps"] if isinstance(steps, dict) else steps
+
+
+def describe_steps(execution) -> list[dict]:
+    steps = list_steps(execution)
     return [{"name": s.get("StepName"), "status": s.get("StepStatus"),
              "failure": s.get("FailureReason")} for s in reversed(steps)]
 
@@ -555,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         parameters = parse_parameters(args.parameter)
         if args.input_data:
             parameters["InputData"] = args.input_data
-        execution = pipeline.start(parameters=parameters or None)
+        execution = pipeline.start(parameters=typed_parameters(pipeline, parameters) or None)
         print(f"execution: {execution.arn}")
         if args.wait:
             execution.wait(delay=30, max_attempts=240)
@@ -586,6 +622,7 @@ def run_local(settings: Settings, session, *, data: Path | None = None,
     if input_data:
         parameters["InputData"] = input_data
     pipeline = build_pipeline(settings, session)
+    parameters = typed_parameters(pipeline, parameters)
     pipeline.upsert(role_arn=settings.role)
     started = time.monotonic()
     execution = pipeline.start(parameters=parameters or None)

@@ -158,6 +158,24 @@ def test_prepare_step(standard):
     # What processing/prepare.py writes under --output-dir.
     assert outputs == {name: f"/opt/ml/processing/output/{name}"
                        for name in ("train", "validation", "test", "test_features")}
+    # Consumers read them as S3 prefixes: none may be a prefix of another
+    # (.../test would also match .../test_features/...).
+    uris = [render(o["S3Output"]["S3Uri"]) for o in args["ProcessingOutputConfig"]["Outputs"]]
+    assert all(uri.startswith("s3://test-bucket/") for uri in uris)
+    for uri in uris:
+        assert [other for other in uris if other.startswith(uri)] == [uri], uri
+
+
+def render(expression, execution_id: str = "exec-1") -> str:
+    """A Join / Get expression of the definition as the string it is at run time."""
+    if isinstance(expression, str):
+        return expression
+    if "Std:Join" in expression:
+        join = expression["Std:Join"]
+        return join["On"].join(render(v, execution_id) for v in join["Values"])
+    if expression == {"Get": "Execution.PipelineExecutionId"}:
+        return execution_id
+    raise AssertionError(f"cannot render {expression}")
 
 
 def test_prepare_arguments_are_understood_by_the_stage(tmp_path):
@@ -335,6 +353,9 @@ def test_local_variant_has_only_what_local_mode_runs(monkeymodule):
         "Processing", "Training", "Condition", "Model", "Transform", "Fail"}
     params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
     assert params["ProcessingInstanceType"] == "local"
+    # Local mode refuses ShardedByS3Key ("not currently supported in Local Mode").
+    (raw,) = steps["Prepare"]["Arguments"]["ProcessingInputs"]
+    assert raw["S3Input"]["S3DataDistributionType"] == "FullyReplicated"
     assert params["TransformInstanceType"] == "local"
     with pytest.raises(ValueError, match="local mode runs no tuning"):
         pl.Settings(local=True, tuning=True)
