@@ -537,15 +537,20 @@ def settings_from(args, *, local: bool = False) -> Settings:
 
 
 def list_steps(execution) -> list[dict]:
-    """The execution's steps, newest first (local mode wraps the list in a dict)."""
+    """The execution's steps in the order they ran.
+
+    SageMaker lists them newest first; local mode lists them in pipeline
+    order, wrapped in a dict.
+    """
     steps = execution.list_steps()
-    return steps["PipelineExecutionSteps"] if isinstance(steps, dict) else steps
+    if isinstance(steps, dict):
+        return steps["PipelineExecutionSteps"]
+    return list(reversed(steps))
 
 
 def describe_steps(execution) -> list[dict]:
-    steps = list_steps(execution)
     return [{"name": s.get("StepName"), "status": s.get("StepStatus"),
-             "failure": s.get("FailureReason")} for s in reversed(steps)]
+             "failure": s.get("FailureReason")} for s in list_steps(execution)]
 
 
 def route_sdk_logs(level: int = logging.WARNING) -> None:
@@ -562,6 +567,8 @@ def route_sdk_logs(level: int = logging.WARNING) -> None:
         sdk.propagate = False
     sdk.setLevel(level)
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+    # Announces usage reporting on every job call, even when it is turned off.
+    logging.getLogger("sagemaker.telemetry").setLevel(logging.WARNING)
     # "Popping out 'TrainingJobName' ...": job names are set at execution time.
     for name in ("sagemaker.workflow.utilities", "sagemaker.workflow._utils"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -596,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.wait:
             execution.wait(delay=30, max_attempts=240)
             for step in describe_steps(execution):
-                print(f"  {step['name']:16s} {step['status']}"
+                print(f"  {step['name']:24s} {step['status']}"
                       + (f"  {step['failure']}" if step["failure"] else ""))
             return 0 if execution.describe()["PipelineExecutionStatus"] == "Succeeded" else 1
         return 0
@@ -629,7 +636,7 @@ def run_local(settings: Settings, session, *, data: Path | None = None,
     elapsed = time.monotonic() - started
     status = execution.describe()
     for step in describe_steps(execution):
-        print(f"  {step['name']:16s} {step['status']}"
+        print(f"  {step['name']:24s} {step['status']}"
               + (f"  {step['failure']}" if step["failure"] else ""))
     print(f"pipeline {status['PipelineExecutionStatus']} in {elapsed:.0f} s"
           + (f": {status.get('FailureReason')}" if status.get("FailureReason") else ""))
