@@ -35,7 +35,8 @@ class Endpoint(Serve):
         return self.log().count("Booting worker")
 
     def worker_pids(self) -> set[int]:
-        return child_pids(self.process.pid)
+        """The live workers (a killed one stays a zombie until the master reaps it)."""
+        return {pid for pid in child_pids(self.process.pid) if process_state(pid) not in "ZX"}
 
     def wait_for_workers(self, count: int, timeout: float = 30) -> set[int]:
         def counted():
@@ -63,6 +64,15 @@ class Endpoint(Serve):
 def endpoint_tree(trained_model: Path, target: Path) -> Path:
     shutil.copytree(trained_model / "model", target / "model")
     return target
+
+
+def process_state(pid: int) -> str:
+    """R, S, D, Z (zombie)... from /proc; X once the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "X"
+    return stat[stat.rindex(")") + 2]
 
 
 def rss_bytes(pid: int) -> int:
