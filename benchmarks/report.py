@@ -193,14 +193,18 @@ def markdown(results: dict) -> str:
                       f"{memory['rows']:,} rows)", "",
                   f"VmHWM (peak resident memory) of each gunicorn worker, read from "
                   f"/proc after {memory['serve_requests']} requests per server; idle = VmRSS "
-                  "after warm-up, before the large requests. serve ran with "
+                  "after warm-up, before the large requests; CPU s = each worker's CPU time "
+                  "during them (how the requests were spread). serve ran with "
                   f"SAGEMAKER_MAX_PAYLOAD_IN_MB={memory['max_payload_mb']}.", "",
                   table(["Server", "workers", "idle RSS MB (max)", "peak MB (max)",
-                         "peak MB per worker", "peak ÷ payload", "answered 200"],
+                         "peak MB per worker", "CPU s per worker", "peak ÷ payload",
+                         "answered 200"],
                         [[kind, str(len(memory[kind]["workers"])),
                           f"{memory[kind]['idle_rss_bytes_max'] / 1e6:,.0f}",
                           f"{memory[kind]['peak_bytes_max'] / 1e6:,.0f}",
                           ", ".join(f"{w['peak_bytes'] / 1e6:,.0f}"
+                                    for w in memory[kind]["workers"]),
+                          ", ".join(f"{w['cpu_seconds']:.1f}"
                                     for w in memory[kind]["workers"]),
                           f"{memory[kind]['peak_bytes_max'] / memory['payload_bytes']:.1f}×",
                           f"{memory[kind + '_ok_requests']} of {memory[kind + '_requests']}"]

@@ -575,16 +575,19 @@ def run(args, work: Path, bench: Bench) -> dict:
         if len(workers) != args.workers:
             bench.problem(f"{kind}: found {len(workers)} worker(s) after the largest payload, "
                           f"expected {args.workers} (a worker restarted or died?)")
-        before = {w["pid"]: w["peak_bytes"] for w in idle[kind]}
+        before = {w["pid"]: w for w in idle[kind]}
         for worker in workers:
-            worker["peak_before_bytes"] = before.get(worker["pid"], 0)
-        idle_workers = [w["pid"] for w in workers
-                        if w["peak_bytes"] - w["peak_before_bytes"] < 0.1 * len(big.body)]
+            was = before.get(worker["pid"], {})
+            worker["peak_before_bytes"] = was.get("peak_bytes", 0)
+            worker["cpu_seconds"] = round(worker["cpu_seconds"] - was.get("cpu_seconds", 0), 2)
+        total_cpu = sum(w["cpu_seconds"] for w in workers)
+        idle_workers = [w["pid"] for w in workers if w["cpu_seconds"] < 0.1 * total_cpu]
         if idle_workers and case[kind]["requests_ok"] >= len(workers):
-            bench.problem(f"{kind}: {len(idle_workers)} of {len(workers)} worker(s) took none "
-                          f"of the {case[kind]['requests_ok']} concurrent {big.label} requests "
-                          "(peak memory unchanged): the requests were not spread across the "
-                          "workers")
+            bench.problem(
+                f"{kind}: {len(idle_workers)} of {len(workers)} worker(s) took none of the "
+                f"{case[kind]['requests_ok']} concurrent {big.label} requests (CPU seconds per "
+                f"worker: {', '.join(str(w['cpu_seconds']) for w in workers)}): the requests "
+                "were not spread across the workers")
         memory[kind] = {
             "workers": workers,
             "peak_bytes_max": max((w["peak_bytes"] for w in workers), default=0),

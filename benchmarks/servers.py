@@ -234,14 +234,24 @@ class ServerProcess:
         return children(self.process.pid)
 
     def worker_memory(self) -> list[dict]:
-        """VmHWM (peak) and VmRSS of each worker, in bytes."""
+        """VmHWM (peak) and VmRSS of each worker, in bytes, and its CPU time so far."""
         out = []
         for pid in self.worker_pids():
             status = proc_status(pid)
             if status.get("VmHWM") and not zombie(pid):
                 out.append({"pid": pid, "peak_bytes": status.get("VmHWM", 0),
-                            "rss_bytes": status.get("VmRSS", 0)})
+                            "rss_bytes": status.get("VmRSS", 0),
+                            "cpu_seconds": round(cpu_seconds(pid), 2)})
         return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
