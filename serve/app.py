@@ -92,9 +92,20 @@ def request_body():
         if media is not None and media.kind == codecs.CSV \
                 and media.charset in ("utf-8", "utf8") and length > BLOCK_BYTES:
             return codecs.csv_blocks(request.stream, length, BLOCK_BYTES)
-        return [(request.get_data(cache=False), 1)]
+        return [(whole_body(), 1)]
 
     return blocks
+
+
+def whole_body() -> bytes:
+    data = request.get_data(cache=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        # werkzeug stops reading a chunked body at the limit without an error:
+        # a byte left behind it means the body was larger, not that it ended there.
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    return data
 
 
 def answer_invocation(service: ModelService, config: ServerConfig) -> Response:
