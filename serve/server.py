@@ -148,8 +148,27 @@ class RequestWatchdog:
         os._exit(1)
 
 
+def announced_length(req) -> int:
+    for name, value in req.headers:
+        if name == "CONTENT-LENGTH":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
 def gunicorn_options(config: ServerConfig) -> dict:
     watchdog = RequestWatchdog(config.timeout)
+
+    def pre_request(worker, req):
+        watchdog.started(worker, req)
+        if announced_length(req) > config.max_payload_bytes:
+            # The app answers 413 without reading the body; closing the
+            # connection afterwards spares reading (and discarding) it all
+            # just to keep the connection for another request.
+            req.must_close = True
+
     return {
         "bind": [f"{config.host}:{config.port}"],
         "workers": config.workers,
@@ -157,7 +176,7 @@ def gunicorn_options(config: ServerConfig) -> dict:
         "threads": config.threads,
         # The heartbeat timeout; requests are bounded by the watchdog.
         "timeout": config.timeout + 30,
-        "pre_request": watchdog.started,
+        "pre_request": pre_request,
         "post_request": watchdog.finished,
         "post_worker_init": watchdog.watch,
         "graceful_timeout": GRACEFUL_TIMEOUT,
