@@ -114,6 +114,17 @@ def raw_exchange(port: int, data: bytes, *, read_timeout: float = 10) -> bytes:
     return received
 
 
+def read_answer(sock: socket.socket) -> bytes:
+    """One HTTP answer (headers and a Content-Length body) from ``sock``."""
+    received = b""
+    while not _complete(received):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
 def _complete(response: bytes) -> bool:
     head, sep, body = response.partition(b"\r\n\r\n")
     if not sep:
