@@ -30,7 +30,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The v2 SDK prints a deprecation banner on import; v2 is the line this
@@ -569,6 +569,8 @@ def route_sdk_logs(level: int = logging.WARNING) -> None:
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
     # Announces usage reporting on every job call, even when it is turned off.
     logging.getLogger("sagemaker.telemetry").setLevel(logging.WARNING)
+    for name in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # "Popping out 'TrainingJobName' ...": job names are set at execution time.
     for name in ("sagemaker.workflow.utilities", "sagemaker.workflow._utils"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -581,8 +583,6 @@ def main(argv: list[str] | None = None) -> int:
     route_sdk_logs(logging.INFO if args.command == "local" else logging.WARNING)
     if args.command == "definition":
         settings = settings_from(args, local=args.local)
-        if args.tuning and not args.local:
-            settings = replace(settings, tuning=True)
         session = offline_session(args.region, args.bucket)
         print(json.dumps(definition(settings, session), indent=2))
         return 0

@@ -398,3 +398,59 @@ def test_aws_commands_require_their_settings():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "--image-uri" in result.stderr and "--role" in result.stderr
+
+
+def test_cli_upsert_and_start_against_an_api_emulator(tmp_path):
+    """The AWS commands, end to end against moto's SageMaker API on 127.0.0.1."""
+    import os
+
+    import boto3
+
+    moto_server = pytest.importorskip("moto.server", reason="pip install -r requirements-dev.txt")
+    from tests.sagemaker_tree import free_port
+
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        config = tmp_path / "sdk.yaml"
+        config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n"
+                          "      TelemetryOptOut: true\n")
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_ENDPOINT_URL": endpoint, "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+               "AWS_CONFIG_FILE": str(tmp_path / "none"),
+               "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+        env.pop("AWS_PROFILE", None)
+        command = [sys.executable, str(ROOT / "pipeline.py"), "start", "--role", ROLE,
+                   "--bucket", "test-bucket", "--region", "eu-west-1", "--image-uri", IMAGE,
+                   "--input-data", "s3://test-bucket/raw/",
+                   "--parameter", "MetricThreshold=0.8"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "pipeline sklearn-byoc: arn:aws:sagemaker:eu-west-1:" in result.stdout
+        assert "/execution/" in result.stdout
+
+        client = boto3.client("sagemaker", region_name="eu-west-1", endpoint_url=endpoint,
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        stored = json.loads(client.describe_pipeline(
+            PipelineName="sklearn-byoc")["PipelineDefinition"])
+        assert set(steps_by_name(stored)) >= {"Prepare", "Train", "Evaluate", "CheckQuality",
+                                              "RegisterModel-RegisterModel", "ScoreTestSet"}
+        (execution,) = client.list_pipeline_executions(
+            PipelineName="sklearn-byoc")["PipelineExecutionSummaries"]
+        parameters = {p["Name"]: p["Value"] for p in client.list_pipeline_parameters_for_execution(
+            PipelineExecutionArn=execution["PipelineExecutionArn"])["PipelineParameters"]}
+        assert parameters["MetricThreshold"] == "0.8"
+        assert parameters["InputData"] == "s3://test-bucket/raw/"
+
+        # upsert again: an update of the same pipeline, with the new image.
+        command = [sys.executable, str(ROOT / "pipeline.py"), "upsert", "--role", ROLE,
+                   "--bucket", "test-bucket", "--region", "eu-west-1",
+                   "--image-uri", IMAGE.replace(":1.0", ":2.0")]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        stored = client.describe_pipeline(PipelineName="sklearn-byoc")["PipelineDefinition"]
+        assert ":2.0" in stored and ":1.0" not in stored
+    finally:
+        server.stop()
