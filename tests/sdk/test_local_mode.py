@@ -280,18 +280,3 @@ def test_processor_failure_shows_the_reason(sdk_image, session_factory, tmp_path
                                             destination="/opt/ml/processing/input")],
                     arguments=["--target", "no_such_column"], logs=False)
     assert "no_such_column" in out.getvalue()
-
-
-def test_stand_in_refuses_what_it_cannot_do(local_mode, tmp_path):
-    """A GPU request fails the run with a reason, instead of silently running on the CPU."""
-    import subprocess
-
-    compose_file = tmp_path / "docker-compose.yaml"
-    compose_file.write_text(
-        "services:\n  algo-1-abcde:\n    image: any\n    command: train\n"
-        "    deploy: {resources: {reservations: {devices: [{count: all}]}}}\n")
-    result = subprocess.run(["docker", "compose", "-f", str(compose_file), "up",
-                             "--abort-on-container-exit"], capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 1
-    assert "GPUs" in result.stdout
