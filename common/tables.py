@@ -302,14 +302,17 @@ def normalize_columns(table: Table) -> pd.DataFrame:
         if pd.api.types.is_numeric_dtype(column):
             continue
         text = column.astype(object)
-        present = text.notna()
+        # When pandas gives up reading a column as numbers (a value with thousands of
+        # digits), its empty cells stay '' instead of missing.
+        blank = text.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
+        present = text.notna() & ~blank
         numbers = pd.to_numeric(text.where(present), errors="coerce")
         n_present, n_numeric = int(present.sum()), int(numbers.notna().sum())
         if n_present and n_numeric >= 0.9 * n_present and n_numeric < n_present:
             bad = np.flatnonzero((present & numbers.isna()).to_numpy())
             first = int(bad[0])
             raise UserError(
-                f"column {name!r} holds numbers except {text.iloc[first]!r} at "
+                f"column {name!r} holds numbers except {_short(text.iloc[first])} at "
                 f"{table.where(first)} ({len(bad)} such value(s)); correct it or leave "
                 "the cell empty to mark it missing"
             )
@@ -317,6 +320,12 @@ def normalize_columns(table: Table) -> pd.DataFrame:
             lambda v: v.strip() if isinstance(v, str) else v
         ).astype(object)
     return frame
+
+
+def _short(value, limit: int = 60) -> str:
+    """A cell for a message: a 10 MB value must not make a 10 MB failure reason."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
 
 
 def _bad_target(option: str, value, expected: str, hint: str = "") -> UserError:
