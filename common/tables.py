@@ -300,6 +300,7 @@ def normalize_columns(table: Table) -> pd.DataFrame:
             frame[name] = column.astype(object)
             continue
         if pd.api.types.is_numeric_dtype(column):
+            _check_finite(table, name, column)
             continue
         text = column.astype(object)
         # When pandas gives up reading a column as numbers (a value with thousands of
@@ -320,6 +321,18 @@ def normalize_columns(table: Table) -> pd.DataFrame:
             lambda v: v.strip() if isinstance(v, str) else v
         ).astype(object)
     return frame
+
+
+def _check_finite(table: Table, name: str, column: pd.Series) -> None:
+    """inf, or a number beyond the float range (1e400), that no estimator can fit."""
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    infinite = np.flatnonzero(np.isinf(values))
+    if len(infinite):
+        raise UserError(
+            f"column {name!r} holds an infinite number (or one beyond 1.8e308) at "
+            f"{table.where(int(infinite[0]))} ({len(infinite)} such value(s)); correct it "
+            "or leave the cell empty to mark it missing"
+        )
 
 
 def _short(value, limit: int = 60) -> str:
