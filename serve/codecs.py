@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,10 @@ ALIASES = {
 OUTPUTS = ("label", "probabilities", "all")
 
 UTF8_BOM = b"\xef\xbb\xbf"
+# Rows end at \n, \r\n or \r, as for pandas when training read the data; not at the
+# other breaks str.splitlines() knows (\x0c, \x1c-\x1e, \x85, \u2028, \u2029),
+# which may sit inside a text value or a JSON string.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # Payloads up to this size are parsed in Python (no per-call set-up cost);
 # larger ones by pandas' C parser.
@@ -213,7 +218,7 @@ def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1,
             raise RequestError(f"the CSV body cannot be read at line "
                                f"{first_row + reader.line_num - 1}: {exc}") from None
     else:
-        rows = [line.split(",") for line in text.splitlines() if line.strip()]
+        rows = [line.split(",") for line in LINE_BREAK.split(text) if line.strip()]
     if not rows:
         raise RequestError("the CSV body holds no rows")
     if mapping is not None:
@@ -392,7 +397,7 @@ def decode_json(text: str, schema: Schema) -> Records:
 
 def decode_jsonlines(text: str, schema: Schema) -> Records:
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(LINE_BREAK.split(text), start=1):
         if not line.strip():
             continue
         try:
