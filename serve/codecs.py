@@ -211,7 +211,7 @@ def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1,
                     mapping: list | None = None) -> Records:
     """Row-by-row parsing: no set-up cost, and exact row numbers in errors."""
     if '"' in text:
-        reader = csv.reader(io.StringIO(text))
+        reader = csv.reader(io.StringIO(text, newline=""))  # any of \n, \r\n, \r ends a row
         try:
             rows = [r for r in reader if r and any(c.strip() for c in r)]
         except csv.Error as exc:  # a quoted value over csv's 131072-character limit
