@@ -113,9 +113,11 @@ def moto_s3(sdk_image) -> str:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_mode(moto_s3, tmp_path_factory):
-    """Environment for the SDK: stand-ins on PATH, fake credentials, no telemetry."""
+    """Environment for the SDK: stand-ins on PATH, fake credentials, no telemetry.
+
+    Module-scoped, so that none of it outlives the SDK tests."""
     state = tmp_path_factory.mktemp("fakes-state")
     config = tmp_path_factory.mktemp("sdk-config") / "config.yaml"
     config.write_text(NO_TELEMETRY)
