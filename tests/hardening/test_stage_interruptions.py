@@ -188,26 +188,33 @@ def test_sigkill_at_random_moments_leaves_a_complete_model_or_none(tmp_path):
     assert not list((base / "model").glob(".*"))
 
 
+def wait_for_file(folder: Path, stage: Stage, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and stage.process.poll() is None:
+        if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
+            return
+        time.sleep(0.001)
+
+
 def test_sigkill_of_prepare_leaves_only_whole_output_files(tmp_path):
     raw = synthetic_csv(tmp_path / "raw.csv", 80000, seed=1)
     args = ["prepare", "--target", "label"]
     reference_base = processing_tree(tmp_path / "reference", {"raw.csv": raw})
     reference = Stage("processing", reference_base, args)
     assert reference.wait(300) == 0, reference.log()[-3000:]
-    read = reference.wait_for_line("read 80000 rows", 1)
-    wrote = reference.wait_for_line("dropped_duplicates", 1)  # logged once all is written
     expected = {p.relative_to(reference_base / "processing" / "output"): p.read_bytes()
                 for p in (reference_base / "processing" / "output").rglob("*.csv")}
     assert len(expected) == 4
 
     rng = random.Random(int(os.environ.get("HARDENING_SEED", "0")) or None)
-    outcomes = []
+    outcomes, leftovers = [], []
     for i in range(KILLS):
         base = processing_tree(tmp_path / f"run{i}", {"raw.csv": raw})
         stage = Stage("processing", base, args)
-        stage.wait_for_line("read 80000 rows", 120)
-        # Somewhere while the splits are made and written.
-        time.sleep(rng.uniform(0, 1.2 * (wrote - read)))
+        # From the moment the first output file (or its temporary name) appears:
+        # somewhere while the four files are written.
+        wait_for_file(base / "processing" / "output", stage)
+        time.sleep(rng.uniform(0, 1.5))
         stage.process.send_signal(signal.SIGKILL)
         stage.wait(60)
         output = base / "processing" / "output"
@@ -216,4 +223,6 @@ def test_sigkill_of_prepare_leaves_only_whole_output_files(tmp_path):
         for name, data in present.items():
             assert data == expected.get(name), f"{name} is not whole after SIGKILL"
         outcomes.append(sorted(str(p) for p in present))
-    print(f"\nSIGKILL of prepare: whole files present after each kill: {outcomes}")
+        leftovers += [p.name for p in output.rglob(".*")]
+    print(f"\nSIGKILL of prepare: whole files present after each kill: {outcomes}; "
+          f"temporary files left: {leftovers}")
