@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.contract.hosting import SLOW_INFERENCE, add_inference_code, wait_for
+from tests.contract.hosting import add_inference_code, wait_for
 from tests.hardening.endpoint import ROW, Endpoint, endpoint_tree
 from tests.sagemaker_tree import ROOT, free_port
 
@@ -113,12 +113,35 @@ def test_a_worker_killed_under_load_is_replaced_and_only_its_requests_fail(train
     assert all(r[0] <= killed_at <= r[1] for r in failed), (killed_at, failed)
 
 
+# Like tests/contract/hosting.py's slow model, and each request leaves a file when it
+# starts sleeping, so the test knows when all of them are in flight.
+MARKED_SLOW_INFERENCE = '''\
+"""Test model: sleeps for the seconds the body names; marks each start in a folder."""
+import os
+import time
+import uuid
+
+
+def input_fn(body, content_type):
+    return float(body.decode("utf-8").strip() or 0)
+
+
+def predict_fn(seconds, model):
+    folder = os.environ["HARDENING_STARTED_DIR"]
+    open(os.path.join(folder, uuid.uuid4().hex), "w").close()
+    time.sleep(seconds)
+    return [[seconds, os.getpid()]]
+'''
+
+
 @pytest.mark.slow
 def test_sigterm_under_load_finishes_the_requests_in_flight_and_exits_0(trained_model,
                                                                         tmp_path):
     base = endpoint_tree(trained_model, tmp_path)
-    add_inference_code(base / "model", SLOW_INFERENCE)
-    server = Endpoint(base, workers=2).start()
+    add_inference_code(base / "model", MARKED_SLOW_INFERENCE)
+    started = tmp_path / "started"
+    started.mkdir()
+    server = Endpoint(base, {"HARDENING_STARTED_DIR": str(started)}, workers=2).start()
     try:
         server.wait_for_workers(2)
         seconds = 2.0
@@ -130,7 +153,9 @@ def test_sigterm_under_load_finishes_the_requests_in_flight_and_exits_0(trained_
 
         with ThreadPoolExecutor(6) as pool:
             futures = [pool.submit(slow, i) for i in range(6)]
-            time.sleep(0.8)  # every request is now sleeping in a worker
+            # Two workers of four threads: all six requests sleep at once.
+            assert wait_for(lambda: len(list(started.iterdir())) == 6, 30), \
+                list(started.iterdir())
             signalled = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
             answers = [f.result(timeout=60) for f in futures]
