@@ -11,6 +11,12 @@ Workers are gunicorn's threaded workers with two additions SageMaker needs:
   queue as the invocations and can miss its deadline when every thread is
   busy.  Here a new request is peeked at before it is queued, and a ping goes
   to a small pool that invocations never occupy;
+- connections are spread over the workers.  A threaded worker accepts every
+  connection it can, so two batch-transform requests arriving together could
+  land in one worker (sharing one core and one GIL) while another sat idle.
+  Here a worker that already holds a connection takes a new one only after
+  it has waited ``ACCEPT_HANDICAP`` seconds unclaimed, so an idle worker
+  gets it first;
 - every request is bounded by SAGEMAKER_MODEL_SERVER_TIMEOUT (see
   :class:`RequestWatchdog`).
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import selectors
 import socket
 import threading
@@ -35,6 +42,7 @@ log = logging.getLogger("serve")
 # SageMaker sends SIGKILL 30 s after SIGTERM: finish in-flight requests before.
 GRACEFUL_TIMEOUT = 25
 HEALTH_THREADS = 2
+ACCEPT_HANDICAP = 0.05  # seconds a busy worker leaves a new connection to idle ones
 PING = (b"GET /ping ", b"GET /ping?", b"HEAD /ping ")
 
 
@@ -44,7 +52,42 @@ class SageMakerWorker(ThreadWorker):
     def init_process(self):
         self.health_pool = futures.ThreadPoolExecutor(HEALTH_THREADS,
                                                       thread_name_prefix="health")
+        self._unclaimed_since = None
         super().init_process()
+
+    # -- spreading connections ---------------------------------------------------
+    def set_accept_enabled(self, enabled):
+        if enabled and self.nr_conns > 0 and self.cfg.workers > 1:
+            enabled = False  # busy: see _accept_unclaimed
+        super().set_accept_enabled(enabled)
+
+    def wait_for_and_dispatch_events(self, timeout):
+        # With a single worker there is nobody to leave a connection to.
+        busy = self.alive and self.cfg.workers > 1 and \
+            0 < self.nr_conns < self.worker_connections
+        if busy and self._accepting:
+            super().set_accept_enabled(False)
+        if not busy:
+            self._unclaimed_since = None
+            return super().wait_for_and_dispatch_events(timeout)
+        super().wait_for_and_dispatch_events(min(timeout, ACCEPT_HANDICAP))
+        self._accept_unclaimed()
+
+    def _accept_unclaimed(self):
+        """Take a connection that no idle worker has taken for ACCEPT_HANDICAP seconds."""
+        try:
+            waiting = select.select(self.sockets, [], [], 0)[0]
+        except (OSError, ValueError):
+            return
+        now = time.monotonic()
+        if not waiting:
+            self._unclaimed_since = None
+        elif self._unclaimed_since is None:
+            self._unclaimed_since = now
+        elif now - self._unclaimed_since >= ACCEPT_HANDICAP:
+            self._unclaimed_since = None
+            for listener in waiting:
+                self.accept(listener)  # another worker may still win: accept() allows it
 
     def enqueue_req(self, conn):
         head = self._peek(conn)
