@@ -83,7 +83,10 @@ def safe_extract(archive: Path, target: Path, *, max_bytes: int | None = None) -
                     "this large)"
                 )
         try:
-            tar.extractall(target, members=members, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(target, members=members, filter="data")
+            else:  # Python before 3.11.4: the checks above are the only line of defence
+                tar.extractall(target, members=members)
         except (tarfile.TarError, OSError) as exc:
             raise ArchiveError(f"{archive} could not be unpacked: {exc}") from exc
     return [m.name for m in members]

@@ -63,7 +63,20 @@ class CategoricalColumn:
     missing_row: int
     unseen_row: int
 
-    def rows(self, values: np.ndarray) -> np.ndarray:
+    def __post_init__(self):
+        # Only the output columns this input column can change (its own one-hot
+        # block): adding the rest would add zeros.
+        self.touched = np.flatnonzero(np.any(self.table != 0, axis=0))
+        self.table = np.ascontiguousarray(self.table[:, self.touched])
+
+    def rows(self, values) -> np.ndarray:
+        import pandas as pd
+
+        if isinstance(values, pd.Categorical):  # large CSV bodies: one lookup per category
+            per_category = np.array([self.lookup.get(c, self.unseen_row)
+                                     for c in values.categories] + [self.missing_row],
+                                    dtype=np.intp)
+            return per_category[values.codes]  # code -1 (missing) picks the last entry
         if len(values) < DICT_LOOKUP_ROWS:
             lookup, unseen, missing = self.lookup, self.unseen_row, self.missing_row
             return np.fromiter(
@@ -91,7 +104,8 @@ class CategoricalBlock:
         block = out[:, self.start:self.start + self.width]
         block[:] = self.base
         for column in self.columns:
-            block += column.table[column.rows(records.columns[column.name])]
+            if len(column.touched):
+                block[:, column.touched] += column.table[column.rows(records.columns[column.name])]
 
 
 class FastPreprocess:

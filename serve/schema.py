@@ -35,7 +35,11 @@ class Records:
     def frame(self):
         import pandas as pd
 
-        return pd.DataFrame(self.columns, copy=False)
+        # Text columns as plain objects, as the pipeline saw them in training.
+        columns = {name: (np.asarray(values, dtype=object)
+                          if isinstance(values, pd.Categorical) else values)
+                   for name, values in self.columns.items()}
+        return pd.DataFrame(columns, copy=False)
 
 
 class Schema:

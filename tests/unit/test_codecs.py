@@ -321,11 +321,11 @@ def classified() -> Prediction:
 
 
 def test_encode_csv(classified):
-    assert codecs.encode(classified, CSV, "label") == b"yes\nno\nyes\n"
+    assert codecs.encode(classified, CSV, "label") == b"yes\nno\nyes"
     assert codecs.encode(classified, CSV, "probabilities") == \
-        b"0.25,0.75\n0.5,0.5\n0.125,0.875\n"
+        b"0.25,0.75\n0.5,0.5\n0.125,0.875"
     assert codecs.encode(classified, CSV, "all") == \
-        b"yes,0.25,0.75\nno,0.5,0.5\nyes,0.125,0.875\n"
+        b"yes,0.25,0.75\nno,0.5,0.5\nyes,0.125,0.875"
 
 
 def test_encode_json(classified):
@@ -354,7 +354,7 @@ def test_encode_jsonlines(classified):
 
 def test_encode_numeric_classes():
     prediction = Prediction(np.array([1, 0]), np.array([[0.25, 0.75], [1.0, 0.0]]), [0, 1])
-    assert codecs.encode(prediction, CSV, "all") == b"1,0.25,0.75\n0,1.0,0.0\n"
+    assert codecs.encode(prediction, CSV, "all") == b"1,0.25,0.75\n0,1.0,0.0"
     assert json.loads(codecs.encode(prediction, JSON, "all")) == {
         "predictions": [1, 0], "probabilities": [[0.25, 0.75], [1.0, 0.0]], "classes": [0, 1]}
     first = json.loads(codecs.encode(prediction, JSONLINES, "all").splitlines()[0])
@@ -363,7 +363,7 @@ def test_encode_numeric_classes():
 
 def test_encode_regression():
     prediction = Prediction(np.array([1.5, -0.25, np.nan]))
-    assert codecs.encode(prediction, CSV, "label") == b"1.5\n-0.25\n\n"
+    assert codecs.encode(prediction, CSV, "label") == b"1.5\n-0.25\n"
     assert json.loads(codecs.encode(prediction, JSON, "label")) == \
         {"predictions": [1.5, -0.25, None]}
     for output in ("probabilities", "all"):
@@ -374,4 +374,4 @@ def test_encode_regression():
 
 def test_encode_csv_quotes_labels_that_need_it():
     prediction = Prediction(np.array(['a,b', 'say "hi"', "plain"], dtype=object))
-    assert codecs.encode(prediction, CSV, "label") == b'"a,b"\n"say ""hi"""\nplain\n'
+    assert codecs.encode(prediction, CSV, "label") == b'"a,b"\n"say ""hi"""\nplain'
