@@ -129,6 +129,9 @@ def save_model(model_dir: Path, model: Any, metadata: ModelMetadata) -> None:
     import joblib
 
     model_dir.mkdir(parents=True, exist_ok=True)
+    # A run killed while saving leaves its temporary files behind.
+    for name in (MODEL_FILE, METADATA_FILE):
+        (model_dir / f".{name}.partial").unlink(missing_ok=True)
     staged = []
     try:
         model_tmp = model_dir / f".{MODEL_FILE}.partial"

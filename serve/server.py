@@ -32,6 +32,7 @@ import time
 from concurrent import futures
 from functools import partial
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -46,10 +47,27 @@ ACCEPT_HANDICAP = 0.05  # seconds a busy worker leaves a new connection to idle 
 PING = (b"GET /ping ", b"GET /ping?", b"HEAD /ping ")
 
 
+def write_plain_error(sock, status_int, reason, mesg):
+    """gunicorn's answer to a request it cannot parse, as plain text instead of HTML.
+
+    Every error the container gives is a short plain message: batch transform
+    prints it in the job log, and callers parse no HTML.
+    """
+    body = f"{status_int} {reason}: {mesg or 'the request could not be read'}\n"
+    encoded = body.encode("utf-8", "replace")
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(encoded)}\r\n\r\n")
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + encoded)
+
+
 class SageMakerWorker(ThreadWorker):
     """A threaded worker whose health checks never wait behind invocations."""
 
     def init_process(self):
+        # Malformed requests (bad request line, oversized headers) are answered
+        # by gunicorn before the app sees them.
+        gunicorn_util.write_error = write_plain_error
         self.health_pool = futures.ThreadPoolExecutor(HEALTH_THREADS,
                                                       thread_name_prefix="health")
         self._unclaimed_since = None

@@ -111,3 +111,16 @@ def test_a_request_past_the_timeout_gets_an_error_not_a_hang(trained_model, tmp_
                                headers={"Content-Type": "text/csv"}, timeout=30)
         assert answer.status_code == 200, answer.text
     assert f"SAGEMAKER_MODEL_SERVER_TIMEOUT={timeout}" in server.log()
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"GARBAGE\r\n\r\n", 400),                                            # no method or path
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),     # request line too long
+    (b"GET /ping HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(200))
+     + b"\r\n", 431),                                                     # too many headers
+])
+def test_requests_gunicorn_cannot_parse_get_plain_text(endpoint, request_bytes, status):
+    got, content_type, body = parse_status(raw_exchange(endpoint.port, request_bytes))
+    assert got == status
+    assert content_type.startswith("text/plain")
+    assert "<html" not in body.lower() and str(status) in body

@@ -1,0 +1,25 @@
+"""The model folder: complete models only, stale temporary files cleared."""
+from __future__ import annotations
+
+import json
+
+from sklearn.dummy import DummyClassifier
+
+from common.model_files import (METADATA_FILE, MODEL_FILE, Feature, ModelMetadata, load_model,
+                                save_model)
+
+
+def metadata() -> ModelMetadata:
+    return ModelMetadata(target="y", task="classification", features=[Feature("x", "numeric")],
+                         classes=[0, 1])
+
+
+def test_save_clears_what_a_killed_save_left_behind(tmp_path):
+    (tmp_path / f".{MODEL_FILE}.partial").write_bytes(b"half a pickle")
+    (tmp_path / f".{METADATA_FILE}.partial").write_text("{")
+    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    save_model(tmp_path, model, metadata())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [METADATA_FILE, MODEL_FILE]
+    loaded = load_model(tmp_path)
+    assert loaded.metadata.target == "y"
+    assert json.loads((tmp_path / METADATA_FILE).read_text())["classes"] == [0, 1]
