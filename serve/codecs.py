@@ -280,12 +280,6 @@ def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1,
     # Column j of the body holds feature positions[j] (None: a target column).
     positions = mapping if mapping is not None else list(range(schema.width))
     width = len(positions)
-    bad_line = _first_line_of_wrong_width(body, width)
-    if bad_line is not None:
-        line = body.split(b"\n", bad_line)[bad_line - 1]
-        got, row = line.count(b",") + 1, first_row + bad_line - 1
-        raise RequestError(schema.width_message(got, row) if mapping is None else
-                           f"row {row} has {got} values but the header names {width}")
     # Text columns as pandas categories: the C parser hashes each distinct
     # value once, and the fast preprocessing works on the codes.
     dtypes = {j: (np.float64 if p is not None and schema.kinds[schema.names[p]] == "numeric"
@@ -296,6 +290,16 @@ def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1,
                             names=list(range(width)), on_bad_lines="error")
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError):
         return None
+    # pandas refuses a row with too many values but pads one with too few.
+    # Without quotes every comma separates two values, so the body holds
+    # exactly rows x (width - 1) commas unless some row is short.
+    if body.count(b",") != len(frame) * (width - 1):
+        bad_line = _first_line_of_wrong_width(body, width)
+        if bad_line is not None:
+            line = body.split(b"\n", bad_line)[bad_line - 1]
+            got, row = line.count(b",") + 1, first_row + bad_line - 1
+            raise RequestError(schema.width_message(got, row) if mapping is None else
+                               f"row {row} has {got} values but the header names {width}")
     columns = {}
     for j, position in enumerate(positions):
         if position is None:
@@ -506,10 +510,14 @@ def _label_cells(labels: np.ndarray) -> list[str]:
     if labels.dtype.kind == "f":
         return ["" if v != v or v in (math.inf, -math.inf) else repr(v)
                 for v in labels.tolist()]
+    values = labels.tolist()
+    distinct = set(values)
+    if all(type(v) is str and _csv_cell(v) == v for v in distinct):
+        return values  # plain text labels are their own cells
     # Class labels repeat: format each distinct one once.
     cells: dict = {}
     out = []
-    for value in labels.tolist():
+    for value in values:
         cell = cells.get(value)
         if cell is None:
             cell = cells[value] = _csv_cell(_plain(value))
