@@ -54,11 +54,34 @@ class HandlerError(Exception):
 
 
 def code_dir(model_dir: Path) -> Path:
+    """Where the model's inference code is.
+
+    ``SAGEMAKER_SUBMIT_DIRECTORY`` names it when the SDK did not pack the code
+    into model.tar.gz: a folder (SDK local mode mounts ``source_dir`` at
+    /opt/ml/code) or an ``s3://`` URI of ``sourcedir.tar.gz``, fetched and
+    unpacked under /tmp.  Otherwise it is ``code/`` in the model folder.
+    """
     submit = os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY", "").strip()
-    if submit and not submit.startswith("s3://") and Path(submit).is_dir() \
-            and Path(submit).resolve().is_relative_to(model_dir.resolve()):
+    if submit.startswith("file://"):
+        submit = submit[len("file://"):]
+    if submit.startswith("s3://"):
+        return fetch_code(submit)
+    if submit and Path(submit).is_dir() and \
+            (Path(submit) / os.environ.get("SAGEMAKER_PROGRAM", DEFAULT_PROGRAM)).is_file():
         return Path(submit)
     return model_dir / "code"
+
+
+def fetch_code(uri: str) -> Path:
+    from common.archives import safe_extract
+    from common.s3 import download_object
+
+    folder = Path(tempfile.mkdtemp(prefix="serve-code-"))
+    archive = folder / "sourcedir.tar.gz"
+    download_object(uri, archive, what="SAGEMAKER_SUBMIT_DIRECTORY",
+                    hint_missing="check the model's source_dir/entry_point upload")
+    safe_extract(archive, folder / "code")
+    return folder / "code"
 
 
 def find_program(model_dir: Path) -> Path | None:

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 from common.archives import safe_extract
 from common.contract import Paths
 from common.errors import UserError
+from common.s3 import download_object
 from train.child_process import ChildResult, run_child
 
 log = logging.getLogger("train")
@@ -69,40 +70,9 @@ def fresh_folder(paths: Paths) -> CodeFolder:
 
 
 def fetch_s3(uri: str, destination: Path, region: str | None = None) -> None:
-    """Download one S3 object with boto3's default client.
-
-    boto3 is imported here only: the built-in trainer never needs it.  The
-    default client honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3, so any S3
-    endpoint (an emulator in tests, a VPC endpoint) works without code here.
-    """
-    parsed = urlparse(uri)
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    if not bucket or not key or key.endswith("/"):
-        raise UserError(f"sagemaker_submit_directory {uri!r} must name one S3 object, "
-                        "s3://bucket/key/sourcedir.tar.gz")
-    try:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError as exc:
-        raise UserError(f"fetching {uri} needs boto3, which this image lacks ({exc})") from exc
-    # A training container gets AWS_REGION from the platform; boto3 itself reads
-    # AWS_DEFAULT_REGION, so pass the former on when it is the only one set.
-    region = region or os.environ.get("AWS_REGION") or None
-    try:
-        client = boto3.client("s3", region_name=region) if region else boto3.client("s3")
-        client.download_file(bucket, key, str(destination))
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "error")
-        detail = error.get("Message") or str(exc)
-        hint = ""
-        if str(code) in ("404", "NoSuchKey", "NoSuchBucket"):
-            hint = "; check the estimator's source_dir/entry_point upload"
-        elif str(code) in ("403", "AccessDenied"):
-            hint = "; the job's execution role needs s3:GetObject on it"
-        raise UserError(f"cannot download {uri}: {code} {detail}{hint}") from exc
-    except (BotoCoreError, OSError) as exc:
-        raise UserError(f"cannot download {uri}: {exc}") from exc
+    download_object(uri, destination, what="sagemaker_submit_directory",
+                    hint_missing="check the estimator's source_dir/entry_point upload",
+                    region=region)
 
 
 def unpack(archive: Path, paths: Paths, *, source: str, max_bytes: int | None = None
