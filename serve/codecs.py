@@ -282,6 +282,15 @@ def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1,
     width = len(positions)
     # Text columns as pandas categories: the C parser hashes each distinct
     # value once, and the fast preprocessing works on the codes.
+    # pandas pads a row with too few values silently, and crawls through one
+    # with far too many: every line's values are counted first (without quotes
+    # every comma separates two values).
+    bad_line = _first_line_of_wrong_width(body, width)
+    if bad_line is not None:
+        line = body.split(b"\n", bad_line)[bad_line - 1]
+        got, row = line.count(b",") + 1, first_row + bad_line - 1
+        raise RequestError(schema.width_message(got, row) if mapping is None else
+                           f"row {row} has {got} values but the header names {width}")
     dtypes = {j: (np.float64 if p is not None and schema.kinds[schema.names[p]] == "numeric"
                   else "category") for j, p in enumerate(positions)}
     try:
@@ -290,16 +299,6 @@ def decode_csv_large(body: bytes, schema: Schema, *, first_row: int = 1,
                             names=list(range(width)), on_bad_lines="error")
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError):
         return None
-    # pandas refuses a row with too many values but pads one with too few.
-    # Without quotes every comma separates two values, so the body holds
-    # exactly rows x (width - 1) commas unless some row is short.
-    if body.count(b",") != len(frame) * (width - 1):
-        bad_line = _first_line_of_wrong_width(body, width)
-        if bad_line is not None:
-            line = body.split(b"\n", bad_line)[bad_line - 1]
-            got, row = line.count(b",") + 1, first_row + bad_line - 1
-            raise RequestError(schema.width_message(got, row) if mapping is None else
-                               f"row {row} has {got} values but the header names {width}")
     columns = {}
     for j, position in enumerate(positions):
         if position is None:
