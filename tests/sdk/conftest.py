@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests import container_tool as ct
+from tests.conftest import unavailable
 from tests.sagemaker_tree import DATA, ROOT, free_port, processing_tree, run_stage
 
 FAKES = ROOT / "tests" / "fakes"
@@ -42,12 +43,6 @@ REGION = "us-east-1"
 # spares the SDK the STS call that derives a name from the account.
 BUCKET = "sdk-local-mode"
 ROLE = "arn:aws:iam::111122223333:role/SageMakerRole"
-
-
-def unavailable(reason: str):
-    if ct.in_ci():
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(items):
@@ -72,29 +67,21 @@ def pytest_terminal_summary(terminalreporter, config):
 
 # -- the image ------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def sdk_image(request, figures, tmp_path_factory) -> str:
-    """The image, built with tests/container_tool.py (or the tag in $SAGEMAKER_SDK_TEST_IMAGE)."""
+def sdk_image(request, figures) -> str:
+    """The image of tests/conftest.py (or the tag in $SAGEMAKER_SDK_TEST_IMAGE)."""
     pytest.importorskip("sagemaker", reason="pip install -r requirements-dev.txt")
     import sagemaker
 
     figures["SDK"] = f"sagemaker {sagemaker.__version__}"
+    given = os.environ.get(IMAGE_ENV)
+    if not given:
+        return request.getfixturevalue("image")
     tool = ct.detect()
     if tool is None:
         unavailable("no container tool found: " + ct.INSTALL_HINT)
-    given = os.environ.get(IMAGE_ENV)
-    if given:
-        if not tool.exists(given):
-            pytest.fail(f"{IMAGE_ENV}={given} is not an image on this machine")
-        return given
-    started = time.monotonic()
-    try:
-        base = ct.ensure_base_image(tool)
-    except ct.ContainerToolMissing as exc:
-        unavailable(str(exc))
-    log = tmp_path_factory.mktemp("sdk-build") / "build.log"
-    tag = ct.build_image(tool, base=base, log=log)
-    figures["image"] = f"{tag} built in {time.monotonic() - started:.0f} s with {tool.name}"
-    return tag
+    if not tool.exists(given):
+        pytest.fail(f"{IMAGE_ENV}={given} is not an image on this machine")
+    return given
 
 
 # -- the environment local mode runs in -------------------------------------------------------------
