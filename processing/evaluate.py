@@ -23,7 +23,6 @@ Output, in ``--output-dir``:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math

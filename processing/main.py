@@ -25,7 +25,6 @@ from common.errors import UserError  # noqa: E402
 from common.failure import run_stage  # noqa: E402
 
 MODES = ("prepare", "evaluate", "run")
-USAGE = __doc__.split("\n\n")[1]
 
 
 def main(argv: list[str]) -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from common.contract import Paths, ResourceConfig
 from common.errors import UserError
-from common.tables import infer_task, read_csv_folder, resolve_target
+from common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
 
 log = logging.getLogger("processing")
 
@@ -52,7 +52,7 @@ def build_parser(paths: Paths) -> ArgumentParser:
                              "test_features/ (default: %(default)s)")
     parser.add_argument("--target", default=None,
                         help="target column: name or 0-based index (default: first column)")
-    parser.add_argument("--header", choices=("auto", "present", "absent"), default="auto",
+    parser.add_argument("--header", choices=HEADER_CHOICES, default="auto",
                         help="whether the raw files start with a header row (default: auto)")
     parser.add_argument("--task", choices=("auto", "classification", "regression"),
                         default="auto", help="stratify splits when classification "

@@ -16,6 +16,7 @@ from common.errors import UserError
 from serve import codecs
 from serve.config import ServerConfig
 from serve.handlers import HandlerError, ModelService
+from serve.multi_model import PAGE_SIZE
 
 log = logging.getLogger("serve")
 
@@ -197,7 +198,7 @@ def create_multi_model_app(host, config: ServerConfig) -> Flask:
     @app.get("/models")
     def list_models():
         try:
-            size = int(request.args.get("page_size", "") or 100)
+            size = int(request.args.get("page_size", "") or PAGE_SIZE)
         except ValueError:
             raise UserError("page_size must be a whole number") from None
         entries, token = host.registry.page(request.args.get("next_page_token"),

@@ -17,6 +17,3 @@ class UnsupportedContentType(RequestError):
 class NotAcceptable(RequestError):
     status = 406
 
-
-class PayloadTooLarge(RequestError):
-    status = 413

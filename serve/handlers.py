@@ -22,6 +22,7 @@ logs the traceback.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -50,7 +51,6 @@ class HandlerError(Exception):
 
     def __init__(self, where: str, exc: BaseException):
         super().__init__(f"{where} raised {type(exc).__name__}: {exc}")
-        self.original = exc
 
 
 def code_dir(model_dir: Path) -> Path:
@@ -72,7 +72,9 @@ def code_dir(model_dir: Path) -> Path:
     return model_dir / "code"
 
 
+@functools.lru_cache(maxsize=None)
 def fetch_code(uri: str) -> Path:
+    """Fetched once per process, however many models (multi-model endpoints) use it."""
     from common.archives import safe_extract
     from common.s3 import download_object
 

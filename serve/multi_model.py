@@ -37,7 +37,7 @@ from serve.errors import RequestError
 
 log = logging.getLogger("serve")
 
-PAGE_SIZE = 100
+PAGE_SIZE = 100  # models per GET /models page unless page_size asks otherwise
 TOUCH_INTERVAL = 1.0  # seconds between last-used updates of one model by one worker
 BUDGET_ENV = "SAGEMAKER_MULTI_MODEL_MEMORY_MB"
 # What loading a model made by the train stage imports: seconds of work that a
@@ -318,5 +318,3 @@ class MultiModelHost:
         with self._lock:
             self._cache.pop(name, None)
 
-    def loaded_here(self) -> list[str]:
-        return list(self._cache)

@@ -270,7 +270,8 @@ class Server(BaseApplication):
 
 def run(app, config: ServerConfig) -> int:
     log.info("listening on %s:%d with %d worker(s) x %d thread(s), timeout %d s, "
-             "max payload %d MB", config.host, config.port, config.workers, config.threads,
-             config.timeout, config.max_payload_mb)
+             "max payload %d MB%s", config.host, config.port, config.workers, config.threads,
+             config.timeout, config.max_payload_mb,
+             " (batch transform)" if config.batch else "")
     Server(app, gunicorn_options(config)).run()
     return 0

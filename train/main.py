@@ -12,10 +12,14 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from common.contract import Hyperparameters, Paths, read_input_data_config  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from common.failure import run_stage  # noqa: E402
 
 
-def main() -> None:
+def main(args: list[str]) -> None:
+    if args:
+        raise UserError(f"train takes no arguments (got {' '.join(args)}); it reads its "
+                        "settings from hyperparameters.json")
     paths = Paths.from_env()
     hyperparameters = Hyperparameters.read(paths.hyperparameters_file)
     input_config = read_input_data_config(paths.inputdataconfig_file)
@@ -38,9 +42,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # SageMaker runs the image with the command "train"; a shim may pass it on.
     args = [a for a in sys.argv[1:] if a != "train"]
-    if args:
-        sys.exit(f"train takes no arguments (got {' '.join(args)}); it reads its settings "
-                 "from hyperparameters.json")
     paths = Paths.from_env()
-    run_stage("train", main, [paths.failure_file])
+    run_stage("train", lambda: main(args), [paths.failure_file])

@@ -28,7 +28,7 @@ from common.errors import UserError
 from common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
                             metric_names, regression_metrics)
 from common.model_files import Feature, ModelMetadata, library_versions, remove_model, save_model
-from common.tables import infer_task, read_csv_folder, resolve_target
+from common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
 from train import data
 from train.estimators import DEFAULT_MODEL, build_estimator, resolve_model
 
@@ -55,7 +55,7 @@ class Settings:
             model=hp.get_str("model", DEFAULT_MODEL),
             target=hp.get_str("target"),
             task=hp.get_choice("task", TASKS, "auto"),
-            header=hp.get_choice("header", ("auto", "present", "absent"), "auto"),
+            header=hp.get_choice("header", HEADER_CHOICES, "auto"),
             validation_fraction=hp.get_float("validation_fraction", 0.2, minimum=0.0,
                                              maximum=0.9, exclusive=True),
             seed=hp.get_int("seed", 42, minimum=0),
