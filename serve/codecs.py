@@ -130,13 +130,13 @@ def decode(body: bytes, media: MediaType, schema: Schema, *, first_row: int = 1,
         body = body[len(UTF8_BOM):]  # Excel's "CSV UTF-8" starts with one
     if media.kind == CSV:
         return decode_csv(body, schema, media.charset, first_row=first_row, mapping=mapping)
-    text = _text(body, media.charset)
+    text = body_text(body, media.charset)
     if media.kind == JSON:
         return decode_json(text, schema)
     return decode_jsonlines(text, schema)
 
 
-def _text(body: bytes, charset: str) -> str:
+def body_text(body: bytes, charset: str) -> str:
     try:
         return body.decode(charset)
     except UnicodeDecodeError as exc:
@@ -188,7 +188,7 @@ def decode_csv(body: bytes, schema: Schema, charset: str = "utf-8", *,
         records = decode_csv_large(body, schema, first_row=first_row, mapping=mapping)
         if records is not None:
             return records
-    return decode_csv_rows(_text(body, charset), schema, first_row=first_row, mapping=mapping)
+    return decode_csv_rows(body_text(body, charset), schema, first_row=first_row, mapping=mapping)
 
 
 def _columns_by_header(rows: list[list[str]], mapping: list, schema: Schema,
@@ -207,9 +207,8 @@ def _columns_by_header(rows: list[list[str]], mapping: list, schema: Schema,
     return Records(ordered, len(rows), mapping)
 
 
-def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1,
-                    mapping: list | None = None) -> Records:
-    """Row-by-row parsing: no set-up cost, and exact row numbers in errors."""
+def csv_rows(text: str, first_row: int = 1) -> list[list[str]]:
+    """The non-blank rows of a CSV text, as lists of cells."""
     if '"' in text:
         reader = csv.reader(io.StringIO(text, newline=""))  # any of \n, \r\n, \r ends a row
         try:
@@ -221,6 +220,13 @@ def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1,
         rows = [line.split(",") for line in LINE_BREAK.split(text) if line.strip()]
     if not rows:
         raise RequestError("the CSV body holds no rows")
+    return rows
+
+
+def decode_csv_rows(text: str, schema: Schema, *, first_row: int = 1,
+                    mapping: list | None = None) -> Records:
+    """Row-by-row parsing: no set-up cost, and exact row numbers in errors."""
+    rows = csv_rows(text, first_row)
     if mapping is not None:
         return _columns_by_header(rows, mapping, schema, first_row)
     mapping = _header_map(rows[0], schema) if first_row == 1 else None
@@ -366,7 +372,7 @@ TOO_MANY_DIGITS = ("{where} holds a number with thousands of digits, more than c
                    "send numbers as ordinary decimals (1e300, 12.5)")
 
 
-def _loads(text: str):
+def json_value(text: str):
     try:
         return json.loads(text)
     except RecursionError:
@@ -397,7 +403,7 @@ def rows_to_records(rows: list, schema: Schema, where: str) -> Records:
 
 
 def decode_json(text: str, schema: Schema) -> Records:
-    payload = _loads(text)
+    payload = json_value(text)
     if isinstance(payload, dict):
         if "instances" in payload:
             rows = payload["instances"]
@@ -414,6 +420,11 @@ def decode_json(text: str, schema: Schema) -> Records:
 
 
 def decode_jsonlines(text: str, schema: Schema) -> Records:
+    return rows_to_records(jsonlines_values(text), schema, "the JSON Lines body")
+
+
+def jsonlines_values(text: str) -> list:
+    """One JSON value per non-blank line."""
     rows = []
     for number, line in enumerate(LINE_BREAK.split(text), start=1):
         if not line.strip():
@@ -427,7 +438,7 @@ def decode_jsonlines(text: str, schema: Schema) -> Records:
                                f"{exc.colno}") from None
         except ValueError:  # an integer longer than Python converts (4300 digits)
             raise RequestError(TOO_MANY_DIGITS.format(where=f"line {number}")) from None
-    return rows_to_records(rows, schema, "the JSON Lines body")
+    return rows
 
 
 # -- encoding -------------------------------------------------------------------
@@ -492,7 +503,7 @@ def encode(prediction: Prediction, accept: str, output: str) -> bytes:
     return "\n".join(lines).encode("utf-8")
 
 
-def _csv_cell(value) -> str:
+def csv_cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -511,7 +522,7 @@ def _label_cells(labels: np.ndarray) -> list[str]:
                 for v in labels.tolist()]
     values = labels.tolist()
     distinct = set(values)
-    if all(type(v) is str and _csv_cell(v) == v for v in distinct):
+    if all(type(v) is str and csv_cell(v) == v for v in distinct):
         return values  # plain text labels are their own cells
     # Class labels repeat: format each distinct one once.
     cells: dict = {}
@@ -519,7 +530,7 @@ def _label_cells(labels: np.ndarray) -> list[str]:
     for value in values:
         cell = cells.get(value)
         if cell is None:
-            cell = cells[value] = _csv_cell(_plain(value))
+            cell = cells[value] = csv_cell(_plain(value))
         out.append(cell)
     return out
 

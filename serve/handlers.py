@@ -232,17 +232,14 @@ def to_records(data, schema) -> Records:
 
 def decode_any(body: bytes, media: codecs.MediaType):
     """Schema-free decoding for a model brought by model_fn: a 2-D numpy array."""
-    text = codecs._text(body, media.charset)
+    text = codecs.body_text(body, media.charset)
     if media.kind == codecs.CSV:
-        import csv
-        import io
-
-        rows = [r for r in csv.reader(io.StringIO(text)) if r]
+        rows = codecs.csv_rows(text)
     elif media.kind == codecs.JSON:
-        payload = codecs._loads(text)
+        payload = codecs.json_value(text)
         rows = payload.get("instances", payload) if isinstance(payload, dict) else payload
     else:
-        rows = [codecs._loads(line) for line in text.splitlines() if line.strip()]
+        rows = codecs.jsonlines_values(text)
     if not isinstance(rows, list) or not rows:
         raise RequestError("the body holds no rows")
     try:
@@ -277,7 +274,7 @@ def encode_any(prediction, accept: str) -> bytes:
     lines = []
     for row in rows:
         cells = row if isinstance(row, list) else [row]
-        lines.append(",".join(codecs._csv_cell(c) for c in cells))
+        lines.append(",".join(codecs.csv_cell(c) for c in cells))
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
