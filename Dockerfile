@@ -29,10 +29,17 @@ RUN /opt/venv/bin/python -m pip install --requirement /tmp/requirements.txt \
  && find /opt/venv/lib/python3*/site-packages -type d -name tests -prune \
       -exec rm -rf {} +
 
-COPY common/ /opt/program/common/
-COPY processing/ /opt/program/processing/
-COPY train/ /opt/program/train/
-COPY serve/ /opt/program/serve/
+# The image's code is one package, sklearn_byoc, under /opt/program/lib, which a
+# .pth file in the venv puts on sys.path.  Nothing else of the image is
+# importable: a model's or a training script's own modules named common,
+# utils, serve, train, processing, model or inference import as their own.
+# The stage folders hold only their main.py.
+COPY sklearn_byoc/ /opt/program/lib/sklearn_byoc/
+COPY processing/main.py /opt/program/processing/main.py
+COPY train/main.py /opt/program/train/main.py
+COPY serve/main.py /opt/program/serve/main.py
+RUN echo /opt/program/lib > "$(/opt/venv/bin/python -c \
+      'import sysconfig; print(sysconfig.get_path("purelib"))')/sklearn_byoc.pth"
 
 # The stage commands.  SageMaker starts the container with the command
 # "train" or "serve" (a processing job names "processing" in its
@@ -70,7 +77,6 @@ LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
 # otherwise leave only the venv on it.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONPATH=/opt/program \
     LANG=C.UTF-8 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -78,8 +84,6 @@ ENV PYTHONUNBUFFERED=1 \
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/program /opt/program
 COPY --from=builder /opt/commands/ /usr/bin/
-
-WORKDIR /opt/program
 
 # SageMaker hosting sends /ping and /invocations to port 8080.
 EXPOSE 8080

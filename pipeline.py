@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common.metrics import MAXIMIZE, metric_names, metric_regex  # noqa: E402
+from sklearn_byoc.common.metrics import MAXIMIZE, metric_names, metric_regex  # noqa: E402
 
 log = logging.getLogger("pipeline")
 
@@ -54,7 +54,7 @@ REPORT_SECTIONS = {
     "multiclass": "multiclass_classification_metrics",
     "regression": "regression_metrics",
 }
-# What `processing evaluate` reports in each section (processing/evaluate.py).
+# What `processing evaluate` reports in each section (sklearn_byoc/processing/evaluate.py).
 REPORTED = {
     "binary": ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc", "log_loss"),
     "multiclass": ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc",
@@ -63,10 +63,10 @@ REPORTED = {
 }
 DEFAULT_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "rmse"}
 DEFAULT_THRESHOLD = {"accuracy": 0.7, "rmse": 10.0}
-# The serving formats of `serve` (serve/codecs.py), declared on the model package.
+# The serving formats of `serve` (sklearn_byoc/serve/codecs.py), declared on the model package.
 CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines"]
 # Hyperparameter ranges of the built-in trainer's default model,
-# HistGradientBoosting (train/estimators.py passes them to the estimator).
+# HistGradientBoosting (sklearn_byoc/train/estimators.py passes them to the estimator).
 TUNING_RANGES = {
     "learning_rate": ("continuous", 0.01, 0.3, "Logarithmic"),
     "max_iter": ("integer", 50, 400, "Auto"),

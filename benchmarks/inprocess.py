@@ -2,8 +2,8 @@
 
 How fast one worker could go if the server cost nothing:
 
-- ``serve``: ``serve.codecs.decode`` → ``serve.predictor.Predictor.predict``
-  → ``serve.codecs.encode``, imported from this repository;
+- ``serve``: ``sklearn_byoc.serve.codecs.decode`` → ``sklearn_byoc.serve.predictor.Predictor.predict``
+  → ``sklearn_byoc.serve.codecs.encode``, imported from this repository;
 - ``baseline``: the baseline server's own functions (``read_csv`` →
   ``predict`` → ``to_csv``, or the JSON analog).
 
@@ -28,8 +28,8 @@ WARM_UP_BELOW = 1_000_000  # bytes: smaller payloads get an untimed first call
 
 def serve_runner(model_dir: Path):
     sys.path.insert(0, str(ROOT))
-    from serve import codecs
-    from serve.predictor import Predictor
+    from sklearn_byoc.serve import codecs
+    from sklearn_byoc.serve.predictor import Predictor
 
     predictor = Predictor.from_dir(model_dir)
 

@@ -467,11 +467,11 @@ def commit() -> str:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                "serve", "common"], cwd=ROOT, capture_output=True, text=True,
+                                "sklearn_byoc", "serve"], cwd=ROOT, capture_output=True, text=True,
                                timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return (head or "unknown") + (" + uncommitted changes to serve/common" if dirty else "")
+    return (head or "unknown") + (" + uncommitted changes to the serving code" if dirty else "")
 
 
 def versions() -> dict:

@@ -1,57 +1,15 @@
-"""``processing``: the SageMaker processing job entry point.
-
-A processing job passes no command, so Pipelines name this shim as the
-``Processor`` entrypoint and append the options as arguments::
-
-    processing [prepare] [--target churn ...]   clean and split raw CSV (default)
-    processing evaluate [--model-dir ...]       score a model on the test split and
-                                                write evaluation.json
-    processing run SCRIPT [ARGS...]             run your own script (.py or executable;
-                                                "processing SCRIPT.py ..." works too)
-    processing --help                           this text; MODE --help: its options
-
-On failure the reason goes to /opt/ml/output/message (the job's ExitMessage)
-and /opt/ml/output/failure, and the exit code is non-zero.
-"""
+"""``processing``: a processing job (see sklearn_byoc/processing/cli.py)."""
 import sys
 from pathlib import Path
 
-# Run as a script, Python puts this folder first on sys.path; the project root
-# is where the shared packages live.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+# Python puts this file's folder, which holds nothing else, first on sys.path.
+# The image installs the package; a clone has it beside the stage folders.
+_root = Path(__file__).resolve().parent.parent
+if (_root / "sklearn_byoc" / "__init__.py").is_file():
+    sys.path[0] = str(_root)
+else:
+    del sys.path[0]
 
-from common.contract import Paths  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.failure import run_stage  # noqa: E402
+from sklearn_byoc.processing.cli import run  # noqa: E402
 
-MODES = ("prepare", "evaluate", "run")
-
-
-def main(argv: list[str]) -> None:
-    paths = Paths.from_env()
-    mode, args = (argv[0], argv[1:]) if argv and not argv[0].startswith("-") else ("prepare", argv)
-    if mode == "prepare":
-        from processing.prepare import prepare
-
-        prepare(args, paths)
-    elif mode == "evaluate":
-        from processing.evaluate import evaluate
-
-        evaluate(args, paths)
-    elif mode == "run" or mode.endswith(".py"):
-        # The user's own script; a bare "script.py" is what a ScriptProcessor-style
-        # job definition passes.
-        from train.script_mode import run_processing_script
-
-        run_processing_script(args if mode == "run" else [mode, *args], paths)
-    else:
-        raise UserError(f"unknown processing mode {mode!r}; use one of {', '.join(MODES)}")
-
-
-if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if argv in (["-h"], ["--help"], ["help"]):
-        print(__doc__.strip())
-        sys.exit(0)
-    paths = Paths.from_env()
-    run_stage("processing", lambda: main(argv), [paths.message_file, paths.failure_file])
+run(sys.argv[1:])

@@ -1,81 +1,15 @@
-"""``serve``: the SageMaker inference entry point (real-time endpoints and batch transform).
-
-Loads the model from /opt/ml/model once, then runs the Flask app under
-gunicorn, listening on 0.0.0.0:8080 (or ``SAGEMAKER_BIND_TO_PORT``).  A model
-that cannot be loaded stops the container at once with one log line that
-names the file and the problem, so the endpoint fails its health check with
-a reason instead of answering errors.
-
-    serve [--host HOST] [--port PORT]
-
-The options are for running outside a container (tests, local runs); in a
-container SageMaker passes only the word ``serve``.
-"""
-import os
+"""``serve``: an endpoint or a batch transform job (see sklearn_byoc/serve/cli.py)."""
 import sys
 from pathlib import Path
 
-# One worker per core already uses every core: numerical libraries must not
-# start thread pools of their own in each worker (they read these at import).
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# Python puts this file's folder, which holds nothing else, first on sys.path.
+# The image installs the package; a clone has it beside the stage folders.
+_root = Path(__file__).resolve().parent.parent
+if (_root / "sklearn_byoc" / "__init__.py").is_file():
+    sys.path[0] = str(_root)
+else:
+    del sys.path[0]
 
-# Run as a script, Python puts this folder first on sys.path; the project root
-# is where the shared packages live.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+from sklearn_byoc.serve.cli import run  # noqa: E402
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-
-from common.errors import UserError  # noqa: E402
-from common.failure import configure_logging, one_line  # noqa: E402
-
-log = logging.getLogger("serve")
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="serve", description="Serve the model over HTTP.")
-    parser.add_argument("command", nargs="?", choices=["serve"], help=argparse.SUPPRESS)
-    parser.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=None,
-                        help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    configure_logging("serve")
-    try:
-        app, config = build_app(args)
-    except UserError as exc:
-        log.error("cannot start: %s", one_line(str(exc)))
-        return 1
-
-    from serve.server import run
-
-    return run(app, config)
-
-
-def build_app(args):
-    from serve.app import create_app, create_multi_model_app
-    from serve.config import ServerConfig
-    from serve.handlers import ModelService
-
-    config = ServerConfig.from_env(host=args.host, port=args.port)
-    if config.multi_model:
-        from serve.multi_model import MultiModelHost, Registry, default_budget
-
-        registry = Registry.create(default_budget(config.workers))
-        log.info("multi-model endpoint: models load on POST /models; memory budget "
-                 "%d MB per worker", registry.budget // 2**20)
-        return create_multi_model_app(MultiModelHost(registry, ModelService), config), config
-    service = ModelService(config.model_dir)
-    if service.predictor is not None:
-        metadata = service.predictor.metadata
-        log.info("loaded %s (%s, %d features) from %s", metadata.estimator or "model",
-                 metadata.task, service.predictor.schema.width, config.model_dir)
-    return create_app(service, config), config
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+run(sys.argv[1:])

@@ -40,7 +40,8 @@ def test_image_config_lets_sagemaker_commands_through(container_tool, image):
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
-    assert env["PYTHONPATH"] == "/opt/program"
+    # The code is found through a .pth file, not a PYTHONPATH every process inherits.
+    assert "PYTHONPATH" not in env
     assert env["PATH"].split(":")[0] == "/opt/venv/bin"
     assert {"/usr/bin", "/bin"} <= set(env["PATH"].split(":"))
     # Training jobs run as root: no USER in the image.
@@ -86,7 +87,7 @@ for d in m.distributions(): print(d.metadata["Name"].lower(), d.version)'
     caches, versions = rest.split("== versions\n")
     # .dockerignore and the Dockerfile let only the code in: no tests, data,
     # work/, .venv or VCS files.
-    assert sorted(listing.split()) == ["common", "processing", "serve", "train"]
+    assert sorted(listing.split()) == ["lib", "processing", "serve", "train"]
     # Serverless endpoints run the container as an arbitrary non-root user.
     assert unreadable.strip() == ""
     assert compilers.strip() == ""
@@ -98,6 +99,26 @@ for d in m.distributions(): print(d.metadata["Name"].lower(), d.version)'
     assert pins
     for name, version in pins.items():
         assert installed.get(name) == version, name
+
+
+# Module names a model's or a training script's own code commonly uses.
+USER_MODULE_NAMES = ("common", "utils", "serve", "train", "processing", "model", "inference")
+
+
+def test_no_module_name_a_user_may_choose_is_taken(container_tool, image):
+    # sys.path as a stage's main.py leaves it: its own folder taken off.
+    script = f"""cd / && python -c '
+import importlib.util, sys
+sys.path.pop(0)
+import sklearn_byoc
+print(sklearn_byoc.__file__)
+print([n for n in {USER_MODULE_NAMES!r} if importlib.util.find_spec(n) is not None])
+'"""
+    result = sh(container_tool, image, script)
+    assert result.returncode == 0, result.stderr
+    location, taken = result.stdout.split()
+    assert location == "/opt/program/lib/sklearn_byoc/__init__.py"
+    assert taken == "[]"
 
 
 def normalize(name: str) -> str:

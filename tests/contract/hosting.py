@@ -23,7 +23,7 @@ import requests
 from tests.sagemaker_tree import ROOT, Server, training_tree
 
 # SageMaker's framework-container convention: code/inference.py inside the
-# model folder, found without SAGEMAKER_PROGRAM (serve/handlers.py).
+# model folder, found without SAGEMAKER_PROGRAM (sklearn_byoc/serve/handlers.py).
 SLOW_INFERENCE = '''\
 """Test model: the first CSV cell is how many seconds to sleep before answering."""
 import os

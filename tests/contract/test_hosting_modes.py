@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import requests
 
-from serve.config import ServerConfig
+from sklearn_byoc.serve.config import ServerConfig
 from tests.contract.hosting import Serve, slow_model, wait_for
 from tests.sagemaker_tree import DATA
 

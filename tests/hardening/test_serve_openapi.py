@@ -1,4 +1,4 @@
-"""serve/openapi.yaml describes what ``serve`` really answers.
+"""sklearn_byoc/serve/openapi.yaml describes what ``serve`` really answers.
 
 * The file is a valid OpenAPI 3 document whose routes are the app's routes.
 * Schemathesis generates requests from it (valid and deliberately invalid
@@ -18,8 +18,8 @@ import requests
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from serve.app import create_app
-from serve.config import ServerConfig
+from sklearn_byoc.serve.app import create_app
+from sklearn_byoc.serve.config import ServerConfig
 from tests.hardening.endpoint import FEATURES, ROW, Endpoint, endpoint_tree
 from tests.sagemaker_tree import ROOT
 
@@ -27,7 +27,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis import checks as st_checks  # noqa: E402
 
-SPEC = ROOT / "serve" / "openapi.yaml"
+SPEC = ROOT / "sklearn_byoc" / "serve" / "openapi.yaml"
 EXAMPLES = int(os.environ.get("HARDENING_OPENAPI_EXAMPLES", "300"))
 SENT = {"requests": 0}
 

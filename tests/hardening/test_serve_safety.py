@@ -3,7 +3,7 @@
 * No debugger or console: Werkzeug's console and debugger resources are 404,
   even with FLASK_DEBUG=1 in the environment, and an error inside the model's
   code answers a plain-text 500 with no traceback or HTML page.
-* Request bodies are never unpickled: nothing under serve/ calls an
+* Request bodies are never unpickled: nothing under sklearn_byoc/serve/ calls an
   unpickling function or imports a pickle module, and a pickle payload that
   would leave a file behind when loaded is refused under every content type
   while the file never appears.
@@ -27,7 +27,7 @@ from tests.contract.hosting import add_inference_code
 from tests.hardening.endpoint import ROW, Endpoint, check_caller_error, endpoint_tree
 from tests.sagemaker_tree import ROOT
 
-SERVE = ROOT / "serve"
+SERVE = ROOT / "sklearn_byoc" / "serve"
 
 FAILING_INFERENCE = '''\
 """Test model: predict_fn fails with an error whose text is a secret."""
@@ -105,7 +105,7 @@ def test_serve_source_never_unpickles_or_evaluates_anything():
                         found.append(f"{where} passes allow_pickle")
     assert not found, "\n".join(found)
     # The one unpickling call of the model path reads the model folder's own file.
-    source = (ROOT / "common" / "model_files.py").read_text()
+    source = (ROOT / "sklearn_byoc" / "common" / "model_files.py").read_text()
     assert source.count("joblib.load(") == 1 and "model = joblib.load(path)" in source
     assert "path = folder / MODEL_FILE" in source
 
@@ -155,7 +155,7 @@ def hook(event, args):
 
 sys.path.insert(0, sys.argv[1])
 sys.addaudithook(hook)
-from serve.handlers import ModelService
+from sklearn_byoc.serve.handlers import ModelService
 service = ModelService(Path(sys.argv[2]))
 assert service.predictor is not None
 print("OPENED " + json.dumps(opened))

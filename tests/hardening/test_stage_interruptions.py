@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.model_files import load_model
+from sklearn_byoc.common.model_files import load_model
 from tests.sagemaker_tree import ROOT, failure_reason, processing_tree, training_tree
 
 STOP_GRACE = 120  # seconds SageMaker waits between SIGTERM and SIGKILL

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from common.archives import ArchiveError, safe_extract
+from sklearn_byoc.common.archives import ArchiveError, safe_extract
 
 
 def member(name: str, kind=tarfile.REGTYPE, data: bytes = b"", linkname: str = "",

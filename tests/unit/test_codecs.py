@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from common.model_files import Feature, ModelMetadata
-from serve import codecs
-from serve.codecs import CSV, JSON, JSONLINES, Prediction
-from serve.errors import NotAcceptable, RequestError, UnsupportedContentType
-from serve.schema import Schema
+from sklearn_byoc.common.model_files import Feature, ModelMetadata
+from sklearn_byoc.serve import codecs
+from sklearn_byoc.serve.codecs import CSV, JSON, JSONLINES, Prediction
+from sklearn_byoc.serve.errors import NotAcceptable, RequestError, UnsupportedContentType
+from sklearn_byoc.serve.schema import Schema
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from common import contract
-from common.contract import (HyperparameterError, Hyperparameters, Paths, ResourceConfig,
+from sklearn_byoc.common import contract
+from sklearn_byoc.common.contract import (HyperparameterError, Hyperparameters, Paths, ResourceConfig,
                              decode_value, read_input_data_config, read_processing_job_config)
-from common.errors import UserError
+from sklearn_byoc.common.errors import UserError
 
 
 # -- paths ---------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_platform_keys_are_recognized():
 
 
 def test_platform_keys_never_reach_the_estimator(tmp_path):
-    from train.trainer import Settings
+    from sklearn_byoc.train.trainer import Settings
 
     path = write_json(tmp_path / "hp.json", {
         "_tuning_objective_metric": "validation:f1",

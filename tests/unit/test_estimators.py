@@ -1,10 +1,10 @@
 """The estimator registry and the typing of estimator hyperparameters."""
 import pytest
 
-from common.contract import HyperparameterError
-from train.estimators import (MODELS, build_estimator, constructor_defaults, convert_param,
+from sklearn_byoc.common.contract import HyperparameterError
+from sklearn_byoc.train.estimators import (MODELS, build_estimator, constructor_defaults, convert_param,
                               import_class, resolve_model)
-from train.trainer import TRAINER_KEYS
+from sklearn_byoc.train.trainer import TRAINER_KEYS
 
 EXPECTED = {
     "gradient_boosting": ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),

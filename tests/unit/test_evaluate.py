@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.contract import Paths
-from common.errors import UserError
-from processing import evaluate as ev
+from sklearn_byoc.common.contract import Paths
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.processing import evaluate as ev
 from tests.sagemaker_tree import DATA
 
 TARGET = "churn"

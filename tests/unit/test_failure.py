@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 
-from common.errors import StageStopped, UserError
-from common.failure import (EXIT_INTERNAL_ERROR, EXIT_STOPPED, EXIT_USER_ERROR, one_line,
+from sklearn_byoc.common.errors import StageStopped, UserError
+from sklearn_byoc.common.failure import (EXIT_INTERNAL_ERROR, EXIT_STOPPED, EXIT_USER_ERROR, one_line,
                             reason_for)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,8 +18,8 @@ STAGE = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     sys.path.insert(0, {root!r})
-    from common.errors import UserError
-    from common.failure import run_stage
+    from sklearn_byoc.common.errors import UserError
+    from sklearn_byoc.common.failure import run_stage
 
     def main():
         what = os.environ["WHAT"]

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from common.metrics import (classification_metrics, format_metric, metric_lines, metric_regex,
+from sklearn_byoc.common.metrics import (classification_metrics, format_metric, metric_lines, metric_regex,
                             regression_metrics)
 
 

@@ -5,7 +5,7 @@ import json
 
 from sklearn.dummy import DummyClassifier
 
-from common.model_files import (METADATA_FILE, MODEL_FILE, Feature, ModelMetadata, load_model,
+from sklearn_byoc.common.model_files import (METADATA_FILE, MODEL_FILE, Feature, ModelMetadata, load_model,
                                 save_model)
 
 

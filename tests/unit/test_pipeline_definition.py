@@ -155,7 +155,7 @@ def test_prepare_step(standard):
     assert cluster["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
     outputs = {o["OutputName"]: o["S3Output"]["LocalPath"]
                for o in args["ProcessingOutputConfig"]["Outputs"]}
-    # What processing/prepare.py writes under --output-dir.
+    # What sklearn_byoc/processing/prepare.py writes under --output-dir.
     assert outputs == {name: f"/opt/ml/processing/output/{name}"
                        for name in ("train", "validation", "test", "test_features")}
     # Consumers read them as S3 prefixes: none may be a prefix of another

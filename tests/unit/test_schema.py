@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from common.model_files import Feature, ModelMetadata
-from serve.errors import RequestError
-from serve.schema import Schema
+from sklearn_byoc.common.model_files import Feature, ModelMetadata
+from sklearn_byoc.serve.errors import RequestError
+from sklearn_byoc.serve.schema import Schema
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from common.contract import Paths
-from common.errors import UserError
+from sklearn_byoc.common.contract import Paths
+from sklearn_byoc.common.errors import UserError
 from tests.fixtures.code_archives import (HOSTILE_KINDS, USER_SCRIPT, S3Emulator,
                                           hostile_archive, make_wheel, tar_folder)
-from train import script_mode as sm
-from train.child_process import ChildResult, exit_status, run_child
-from train.user_code import (fresh_folder, install_requirements, locate_code, pip_error,
+from sklearn_byoc.train import script_mode as sm
+from sklearn_byoc.train.child_process import ChildResult, exit_status, run_child
+from sklearn_byoc.train.user_code import (fresh_folder, install_requirements, locate_code, pip_error,
                              requirement_files)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -370,8 +370,8 @@ def test_s3_uri_must_name_an_object(tmp_path):
 
 
 def test_boto3_is_not_imported_for_the_built_in_trainer():
-    code = ("import sys; sys.path.insert(0, %r); import train.main, train.script_mode, "
-            "train.user_code; print('boto3' in sys.modules)" % str(ROOT))
+    code = ("import sys; sys.path.insert(0, %r); import sklearn_byoc.train.cli, sklearn_byoc.train.script_mode, "
+            "sklearn_byoc.train.user_code; print('boto3' in sys.modules)" % str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.contract import HyperparameterError
-from common.errors import UserError
-from common.tables import (infer_task, list_data_files, looks_like_header, read_csv_folder,
+from sklearn_byoc.common.contract import HyperparameterError
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.tables import (infer_task, list_data_files, looks_like_header, read_csv_folder,
                            resolve_target)
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.contract import Paths, ResourceConfig
-from common.errors import UserError
-from common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
+from sklearn_byoc.common.contract import Paths, ResourceConfig
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
 
 log = logging.getLogger("processing")
 

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from common.contract import Paths, cpu_count, read_json_file
-from common.errors import UserError
-from common.failure import write_reason
-from train.child_process import ChildResult, run_child
-from train.user_code import (CodeFolder, describe_folder, install_requirements, locate_code,
+from sklearn_byoc.common.contract import Paths, cpu_count, read_json_file
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.failure import write_reason
+from sklearn_byoc.train.child_process import ChildResult, run_child
+from sklearn_byoc.train.user_code import (CodeFolder, describe_folder, install_requirements, locate_code,
                              requirement_files)
 
 log = logging.getLogger("train")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.errors import UserError
+from sklearn_byoc.common.errors import UserError
 
 log = logging.getLogger("model")
 
@@ -182,7 +182,7 @@ def resolve_model_dir(model_dir: Path) -> Path:
         return model_dir
     tarball = model_dir / TARBALL
     if tarball.is_file():
-        from common.archives import safe_extract
+        from sklearn_byoc.common.archives import safe_extract
 
         target = Path(tempfile.mkdtemp(prefix="model-"))
         log.info("unpacking %s into %s", tarball, target)

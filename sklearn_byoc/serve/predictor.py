@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.model_files import LoadedModel, load_model
-from serve.codecs import Prediction
-from serve.fast_preprocess import compile_preprocess
-from serve.schema import Records, Schema
+from sklearn_byoc.common.model_files import LoadedModel, load_model
+from sklearn_byoc.serve.codecs import Prediction
+from sklearn_byoc.serve.fast_preprocess import compile_preprocess
+from sklearn_byoc.serve.schema import Records, Schema
 
 log = logging.getLogger("serve")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.contract import Paths
-from common.errors import UserError
-from common.tables import Table
+from sklearn_byoc.common.contract import Paths
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.tables import Table
 
 log = logging.getLogger("train")
 

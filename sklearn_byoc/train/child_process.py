@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.errors import UserError
+from sklearn_byoc.common.errors import UserError
 
 log = logging.getLogger("child")
 

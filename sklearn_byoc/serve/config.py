@@ -20,9 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.contract import Paths, cpu_count, env_bool, env_int
-from common.errors import UserError
-from serve import codecs
+from sklearn_byoc.common.contract import Paths, cpu_count, env_bool, env_int
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.serve import codecs
 
 DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 60

@@ -13,9 +13,9 @@ The script may define any of
 
 and every function it leaves out falls back to the built-in one.  With no
 script (or a script that defines none of them) requests take the built-in
-path of ``serve.app.invoke``, which is the fast one.
+path of ``sklearn_byoc.serve.app.invoke``, which is the fast one.
 
-A handler that raises ``serve.errors.RequestError("message", status=422)``
+A handler that raises ``sklearn_byoc.serve.errors.RequestError("message", status=422)``
 (or any other ``RequestError``/``UserError``) answers with that status and
 message; any other exception answers 500 with the exception's message and
 logs the traceback.
@@ -35,10 +35,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from common.errors import UserError
-from serve import codecs
-from serve.errors import RequestError
-from serve.schema import Records
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.serve import codecs
+from sklearn_byoc.serve.errors import RequestError
+from sklearn_byoc.serve.schema import Records
 
 log = logging.getLogger("serve")
 
@@ -75,8 +75,8 @@ def code_dir(model_dir: Path) -> Path:
 @functools.lru_cache(maxsize=None)
 def fetch_code(uri: str) -> Path:
     """Fetched once per process, however many models (multi-model endpoints) use it."""
-    from common.archives import safe_extract
-    from common.s3 import download_object
+    from sklearn_byoc.common.archives import safe_extract
+    from sklearn_byoc.common.s3 import download_object
 
     folder = Path(tempfile.mkdtemp(prefix="serve-code-"))
     archive = folder / "sourcedir.tar.gz"
@@ -138,7 +138,7 @@ class ModelService:
     """Everything needed to answer invocations for one model folder."""
 
     def __init__(self, model_dir: Path):
-        from serve.predictor import Predictor
+        from sklearn_byoc.serve.predictor import Predictor
 
         self.model_dir = model_dir
         self.functions: dict[str, Callable] = {}

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.model_files import ModelMetadata
-from serve.errors import RequestError
+from sklearn_byoc.common.model_files import ModelMetadata
+from sklearn_byoc.serve.errors import RequestError
 
 # The cells pandas reads as missing when training reads CSV, plus "?" (see
 # common/tables.py), so that serving reads a cell the way training did.

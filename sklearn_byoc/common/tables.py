@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import UserError
+from sklearn_byoc.common.errors import UserError
 
 log = logging.getLogger("tables")
 
@@ -343,7 +343,7 @@ def _short(value, limit: int = 60) -> str:
 
 def _bad_target(option: str, value, expected: str, hint: str = "") -> UserError:
     """A bad target: a hyperparameter error for train, an option error for processing."""
-    from common.contract import HyperparameterError
+    from sklearn_byoc.common.contract import HyperparameterError
 
     if option.startswith("-"):
         return UserError(f"{option} must be {expected}, got {value!r}"

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, Iterable
 
-from common.errors import StageStopped, UserError
+from sklearn_byoc.common.errors import StageStopped, UserError
 
 log = logging.getLogger("stage")
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serve.errors import NotAcceptable, RequestError, UnsupportedContentType
-from serve.schema import MISSING_MARKERS, Records, Schema
+from sklearn_byoc.serve.errors import NotAcceptable, RequestError, UnsupportedContentType
+from sklearn_byoc.serve.schema import MISSING_MARKERS, Records, Schema
 
 CSV = "text/csv"
 JSON = "application/json"

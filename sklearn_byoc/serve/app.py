@@ -12,11 +12,11 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from common.errors import UserError
-from serve import codecs
-from serve.config import ServerConfig
-from serve.handlers import HandlerError, ModelService
-from serve.multi_model import PAGE_SIZE
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.serve import codecs
+from sklearn_byoc.serve.config import ServerConfig
+from sklearn_byoc.serve.handlers import HandlerError, ModelService
+from sklearn_byoc.serve.multi_model import PAGE_SIZE
 
 log = logging.getLogger("serve")
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from common.archives import safe_extract
-from common.contract import Paths
-from common.errors import UserError
-from common.s3 import download_object
-from train.child_process import ChildResult, run_child
+from sklearn_byoc.common.archives import safe_extract
+from sklearn_byoc.common.contract import Paths
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.s3 import download_object
+from sklearn_byoc.train.child_process import ChildResult, run_child
 
 log = logging.getLogger("train")
 
@@ -157,7 +157,7 @@ def install_requirements(requirements: Path, env: dict[str, str] | None = None) 
     log.info("installing the packages in %s", requirements)
     result = run_child(argv, env=env, cwd=requirements.parent)
     if result.stopped_by:
-        from common.errors import StageStopped
+        from sklearn_byoc.common.errors import StageStopped
 
         raise StageStopped(f"stopped by {result.stopped_by} while installing {requirements}")
     if result.returncode != 0:

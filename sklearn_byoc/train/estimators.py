@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from common.contract import HyperparameterError, decode_value, parse_bool
+from sklearn_byoc.common.contract import HyperparameterError, decode_value, parse_bool
 
 log = logging.getLogger("train")
 

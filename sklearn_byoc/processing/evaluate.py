@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.contract import Paths
-from common.errors import UserError
-from common.metrics import classification_metrics, regression_metrics
-from common.model_files import LoadedModel, ModelMetadata, load_model
-from common.tables import HEADER_CHOICES, Table, read_csv_folder, resolve_target
-from processing.prepare import ArgumentParser
+from sklearn_byoc.common.contract import Paths
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.metrics import classification_metrics, regression_metrics
+from sklearn_byoc.common.model_files import LoadedModel, ModelMetadata, load_model
+from sklearn_byoc.common.tables import HEADER_CHOICES, Table, read_csv_folder, resolve_target
+from sklearn_byoc.processing.prepare import ArgumentParser
 
 log = logging.getLogger("processing")
 
@@ -166,7 +166,7 @@ def find_target(table: Table, options: Options, metadata: ModelMetadata) -> str:
 
 def type_features(X: pd.DataFrame, metadata: ModelMetadata, table: Table) -> pd.DataFrame:
     """Type each column the way the training data was typed (metadata.json's kinds)."""
-    from train.trainer import as_categorical_text
+    from sklearn_byoc.train.trainer import as_categorical_text
 
     kinds = {f.name: f.kind for f in metadata.features}
     X = X.copy()
@@ -298,7 +298,7 @@ def predict(loaded: LoadedModel, X: pd.DataFrame):
 
 def model_classes(loaded: LoadedModel) -> list[Any]:
     """Class labels in predict_proba's column order, as train recorded them."""
-    from train.trainer import _label
+    from sklearn_byoc.train.trainer import _label
 
     fitted = getattr(loaded.model, "classes_", None)
     if fitted is not None:
@@ -309,7 +309,7 @@ def model_classes(loaded: LoadedModel) -> list[Any]:
 def build_report(loaded: LoadedModel, X: pd.DataFrame, y: pd.Series, *, rounds: int,
                  seed: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The evaluation report, and the typed truth and predictions it was computed from."""
-    from train.trainer import _label
+    from sklearn_byoc.train.trainer import _label
 
     metadata = loaded.metadata
     predictions, proba = predict(loaded, X)

@@ -36,7 +36,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from serve.config import KEEPALIVE_SECONDS, ServerConfig
+from sklearn_byoc.serve.config import KEEPALIVE_SECONDS, ServerConfig
 
 log = logging.getLogger("serve")
 
@@ -233,7 +233,7 @@ def gunicorn_options(config: ServerConfig) -> dict:
     return {
         "bind": [f"{config.host}:{config.port}"],
         "workers": config.workers,
-        "worker_class": "serve.server.SageMakerWorker",
+        "worker_class": "sklearn_byoc.serve.server.SageMakerWorker",
         "threads": config.threads,
         # The heartbeat timeout; requests are bounded by the watchdog.
         "timeout": config.timeout + 30,

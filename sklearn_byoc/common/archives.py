@@ -11,7 +11,7 @@ import os
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from common.errors import UserError
+from sklearn_byoc.common.errors import UserError
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB unpacked
 MAX_BYTES_ENV = "SAGEMAKER_MAX_ARCHIVE_BYTES"

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.contract import Hyperparameters, Paths, is_platform_key
-from common.errors import UserError
-from common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
+from sklearn_byoc.common.contract import Hyperparameters, Paths, is_platform_key
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
                             metric_names, regression_metrics)
-from common.model_files import Feature, ModelMetadata, library_versions, remove_model, save_model
-from common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
-from train import data
-from train.estimators import DEFAULT_MODEL, build_estimator, resolve_model
+from sklearn_byoc.common.model_files import Feature, ModelMetadata, library_versions, remove_model, save_model
+from sklearn_byoc.common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
+from sklearn_byoc.train import data
+from sklearn_byoc.train.estimators import DEFAULT_MODEL, build_estimator, resolve_model
 
 log = logging.getLogger("train")
 

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from common.errors import UserError
+from sklearn_byoc.common.errors import UserError
 
 
 def download_object(uri: str, destination: Path, *, what: str, hint_missing: str,

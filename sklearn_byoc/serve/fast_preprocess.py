@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serve.schema import Records
+from sklearn_byoc.serve.schema import Records
 
 log = logging.getLogger("serve")
 

@@ -1,7 +1,7 @@
 """Errors a request can cause, each with the HTTP status it answers with."""
 from __future__ import annotations
 
-from common.errors import UserError
+from sklearn_byoc.common.errors import UserError
 
 
 class RequestError(UserError):

@@ -32,8 +32,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import UserError
-from serve.errors import RequestError
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.serve.errors import RequestError
 
 log = logging.getLogger("serve")
 
@@ -45,7 +45,7 @@ BUDGET_ENV = "SAGEMAKER_MULTI_MODEL_MEMORY_MB"
 # every worker during its first load or first invoke.
 MODEL_LIBRARIES = ("joblib", "pandas", "sklearn.pipeline", "sklearn.compose", "sklearn.impute",
                    "sklearn.preprocessing", "sklearn.tree", "sklearn.ensemble",
-                   "sklearn.linear_model", "sklearn.neighbors", "serve.predictor")
+                   "sklearn.linear_model", "sklearn.neighbors", "sklearn_byoc.serve.predictor")
 
 
 class ModelConflict(RequestError):
@@ -245,7 +245,7 @@ class MultiModelHost:
         # shared by every worker instead of being imported by each on its first load.
         import_model_libraries()
         self.registry = registry
-        self._load = load  # Path -> a served model (serve.handlers.ModelService)
+        self._load = load  # Path -> a served model (sklearn_byoc.serve.handlers.ModelService)
         self._cache: OrderedDict[str, tuple[str, object]] = OrderedDict()
         self._touched: dict[str, float] = {}
         self._generation = -1

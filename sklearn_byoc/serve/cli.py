@@ -1,0 +1,77 @@
+"""``serve``: the SageMaker inference entry point (real-time endpoints and batch transform).
+
+Loads the model from /opt/ml/model once, then runs the Flask app under
+gunicorn, listening on 0.0.0.0:8080 (or ``SAGEMAKER_BIND_TO_PORT``).  A model
+that cannot be loaded stops the container at once with one log line that
+names the file and the problem, so the endpoint fails its health check with
+a reason instead of answering errors.
+
+    serve [--host HOST] [--port PORT]
+
+The options are for running outside a container (tests, local runs); in a
+container SageMaker passes only the word ``serve``.
+"""
+import os
+import sys
+
+# One worker per core already uses every core: numerical libraries must not
+# start thread pools of their own in each worker (they read these at import).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import logging
+
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.failure import configure_logging, one_line
+
+log = logging.getLogger("serve")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="serve", description="Serve the model over HTTP.")
+    parser.add_argument("command", nargs="?", choices=["serve"], help=argparse.SUPPRESS)
+    parser.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    configure_logging("serve")
+    try:
+        app, config = build_app(args)
+    except UserError as exc:
+        log.error("cannot start: %s", one_line(str(exc)))
+        return 1
+
+    from sklearn_byoc.serve.server import run
+
+    return run(app, config)
+
+
+def build_app(args):
+    from sklearn_byoc.serve.app import create_app, create_multi_model_app
+    from sklearn_byoc.serve.config import ServerConfig
+    from sklearn_byoc.serve.handlers import ModelService
+
+    config = ServerConfig.from_env(host=args.host, port=args.port)
+    if config.multi_model:
+        from sklearn_byoc.serve.multi_model import MultiModelHost, Registry, default_budget
+
+        registry = Registry.create(default_budget(config.workers))
+        log.info("multi-model endpoint: models load on POST /models; memory budget "
+                 "%d MB per worker", registry.budget // 2**20)
+        return create_multi_model_app(MultiModelHost(registry, ModelService), config), config
+    service = ModelService(config.model_dir)
+    if service.predictor is not None:
+        metadata = service.predictor.metadata
+        log.info("loaded %s (%s, %d features) from %s", metadata.estimator or "model",
+                 metadata.task, service.predictor.schema.width, config.model_dir)
+    return create_app(service, config), config
+
+
+def run(argv: list[str]) -> None:
+    """The ``serve`` command; exits with the server's status."""
+    sys.exit(main(argv))
