@@ -63,7 +63,7 @@ REPORTED = {
 }
 DEFAULT_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "rmse"}
 DEFAULT_THRESHOLD = {"accuracy": 0.7, "rmse": 10.0}
-# The serving formats of `serve` (sklearn_byoc/serve/codecs.py), declared on the model package.
+# The serving formats of `serve` (sklearn_byoc/serve/formats/), declared on the model package.
 CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines"]
 # Hyperparameter ranges of the built-in trainer's default model,
 # HistGradientBoosting (sklearn_byoc/train/estimators.py passes them to the estimator).

@@ -2,8 +2,9 @@
 
 How fast one worker could go if the server cost nothing:
 
-- ``serve``: ``sklearn_byoc.serve.codecs.decode`` → ``sklearn_byoc.serve.predictor.Predictor.predict``
-  → ``sklearn_byoc.serve.codecs.encode``, imported from this repository;
+- ``serve``: ``sklearn_byoc.serve.invocation.invoke``, the function the server's
+  route calls (decode → predict → encode, large CSV bodies block by block),
+  imported from this repository;
 - ``baseline``: the baseline server's own functions (``read_csv`` →
   ``predict`` → ``to_csv``, or the JSON analog).
 
@@ -28,16 +29,14 @@ WARM_UP_BELOW = 1_000_000  # bytes: smaller payloads get an untimed first call
 
 def serve_runner(model_dir: Path):
     sys.path.insert(0, str(ROOT))
-    from sklearn_byoc.serve import codecs
-    from sklearn_byoc.serve.predictor import Predictor
+    from sklearn_byoc.serve.invocation import Body, ModelService, invoke
+    from sklearn_byoc.serve.media import RequestContext
 
-    predictor = Predictor.from_dir(model_dir)
+    service = ModelService(model_dir)
 
     def run(body: bytes, content_type: str) -> bytes:
-        media = codecs.content_type(content_type)
-        records = codecs.decode(body, media, predictor.schema)
-        prediction = predictor.predict(records)
-        return codecs.encode(prediction, media.kind, "label")
+        context = RequestContext(content_type=content_type, accept=content_type)
+        return invoke(service, Body.of(body), context).body
 
     return run
 

@@ -175,7 +175,7 @@ def markdown(results: dict) -> str:
                       ms(c["baseline"]["p99_ms"])] for c in multis])]
     parts += ["", "## Against the in-process limit", "",
               "In-process: parse + predict + format in one process, no HTTP (serve: "
-              "`sklearn_byoc.serve.codecs.decode` → `Predictor.predict` → `sklearn_byoc.serve.codecs.encode`; baseline: "
+              "`sklearn_byoc.serve.invocation.invoke`: decode → predict → encode; baseline: "
               "`read_csv` → `predict` → `to_csv`). Efficiency = server rows/s ÷ (in-process "
               f"rows/s × {workers} workers): the share of the ideal the server reaches; the "
               "rest is the server's own overhead (and, on a small machine, the load generator "

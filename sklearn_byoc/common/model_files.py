@@ -7,6 +7,10 @@
 - ``metadata.json`` — feature names, order and kinds, the target, the task,
   the classes, the metrics and the library versions it was trained with.
 
+``serve`` also takes a folder holding only ``model.joblib`` (or ``model.pkl``),
+as plain scikit-learn code or a training script written for AWS's
+scikit-learn image leaves it: the metadata is then read from the estimator.
+
 SageMaker packs the folder into ``model.tar.gz`` and unpacks it into
 ``/opt/ml/model`` before ``serve`` starts (SDK local mode leaves the tarball
 there too).  Both files are written under temporary names and renamed, the
@@ -29,6 +33,8 @@ from sklearn_byoc.common.errors import UserError
 log = logging.getLogger("model")
 
 MODEL_FILE = "model.joblib"
+# The names a model file has in folders made elsewhere, in the order they are looked for.
+MODEL_FILES = (MODEL_FILE, "model.pkl")
 METADATA_FILE = "metadata.json"
 TARBALL = "model.tar.gz"
 FORMAT_VERSION = 1
@@ -161,7 +167,7 @@ def remove_model(model_dir: Path) -> None:
 @dataclass
 class LoadedModel:
     model: Any
-    metadata: ModelMetadata
+    metadata: ModelMetadata | None  # None: a model file without metadata.json
     directory: Path
 
 
@@ -173,12 +179,16 @@ def _describe_folder(folder: Path) -> str:
     return "holds: " + (", ".join(names[:10]) if names else "nothing")
 
 
+def model_file(folder: Path) -> Path | None:
+    return next((folder / n for n in MODEL_FILES if (folder / n).is_file()), None)
+
+
 def resolve_model_dir(model_dir: Path) -> Path:
     """The folder holding the model files; unpacks a lone ``model.tar.gz`` into /tmp."""
     if not model_dir.is_dir():
         raise ModelLoadError(f"model folder {model_dir} does not exist; train a model first "
                              "or point the job at a model.tar.gz made by this image")
-    if (model_dir / MODEL_FILE).is_file():
+    if model_file(model_dir) is not None:
         return model_dir
     tarball = model_dir / TARBALL
     if tarball.is_file():
@@ -190,12 +200,13 @@ def resolve_model_dir(model_dir: Path) -> Path:
             safe_extract(tarball, target)
         except (tarfile.TarError, OSError) as exc:
             raise ModelLoadError(f"{tarball} cannot be unpacked: {exc}") from exc
-        if (target / MODEL_FILE).is_file():
+        if model_file(target) is not None:
             return target
-        raise ModelLoadError(f"{tarball} does not contain {MODEL_FILE}; "
+        raise ModelLoadError(f"{tarball} does not contain {' or '.join(MODEL_FILES)}; "
                              f"it {_describe_folder(target)}")
     raise ModelLoadError(f"{model_dir / MODEL_FILE} is missing (the folder "
-                         f"{_describe_folder(model_dir)}); the model must come from this "
+                         f"{_describe_folder(model_dir)}); put the fitted model there as "
+                         f"{' or '.join(MODEL_FILES)} (joblib.dump), or train it with this "
                          "image's train stage")
 
 
@@ -213,12 +224,18 @@ def load_metadata(model_dir: Path) -> ModelMetadata:
     return ModelMetadata.from_json(raw, path)
 
 
-def load_model(model_dir: Path) -> LoadedModel:
+def load_model(model_dir: Path, *, require_metadata: bool = True) -> LoadedModel:
+    """The model of ``model_dir``; its metadata is None when the folder has none and
+    ``require_metadata`` is false."""
     import joblib
 
     folder = resolve_model_dir(model_dir)
-    metadata = load_metadata(folder)
-    path = folder / MODEL_FILE
+    if require_metadata or (folder / METADATA_FILE).exists():
+        metadata = load_metadata(folder)
+    else:
+        metadata = None
+    # The model folder is trusted: it is the one file a model is unpickled from.
+    path = model_file(folder)
     try:
         model = joblib.load(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
@@ -228,7 +245,7 @@ def load_model(model_dir: Path) -> LoadedModel:
         ) from exc
     if not hasattr(model, "predict"):
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a fitted model")
-    trained = (metadata.versions or {}).get("scikit-learn")
+    trained = ((metadata.versions if metadata else None) or {}).get("scikit-learn")
     running = library_versions()["scikit-learn"]
     if trained and trained != running:
         log.warning("model trained with scikit-learn %s, running %s; retrain if predictions "

@@ -40,9 +40,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     configure_logging("serve")
+    from sklearn_byoc.serve.user_code import HandlerError
+
     try:
         app, config = build_app(args)
-    except UserError as exc:
+    except (UserError, HandlerError) as exc:
         log.error("cannot start: %s", one_line(str(exc)))
         return 1
 
@@ -52,24 +54,21 @@ def main(argv: list[str]) -> int:
 
 
 def build_app(args):
-    from sklearn_byoc.serve.app import create_app, create_multi_model_app
+    from sklearn_byoc.serve.app import create_app
     from sklearn_byoc.serve.config import ServerConfig
-    from sklearn_byoc.serve.handlers import ModelService
+    from sklearn_byoc.serve.invocation import ModelService
 
     config = ServerConfig.from_env(host=args.host, port=args.port)
     if config.multi_model:
         from sklearn_byoc.serve.multi_model import MultiModelHost, Registry, default_budget
+        from sklearn_byoc.serve.multi_model_app import create_multi_model_app
 
         registry = Registry.create(default_budget(config.workers))
         log.info("multi-model endpoint: models load on POST /models; memory budget "
                  "%d MB per worker", registry.budget // 2**20)
-        return create_multi_model_app(MultiModelHost(registry, ModelService), config), config
-    service = ModelService(config.model_dir)
-    if service.predictor is not None:
-        metadata = service.predictor.metadata
-        log.info("loaded %s (%s, %d features) from %s", metadata.estimator or "model",
-                 metadata.task, service.predictor.schema.width, config.model_dir)
-    return create_app(service, config), config
+        host = MultiModelHost(registry, lambda folder: ModelService(folder, isolated=True))
+        return create_multi_model_app(host, config), config
+    return create_app(ModelService(config.model_dir), config), config
 
 
 def run(argv: list[str]) -> None:

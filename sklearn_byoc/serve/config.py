@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sklearn_byoc.common.contract import Paths, cpu_count, env_bool, env_int
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.serve import codecs
+from sklearn_byoc.serve import media
 
 DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 60
@@ -54,17 +54,17 @@ class ServerConfig:
         paths = Paths.from_env()
         default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").strip()
         if default_accept:
-            canonical = codecs.ALIASES.get(codecs.parse_media_type(default_accept)[0])
+            canonical = media.canonical_type(default_accept)
             if canonical is None:
                 raise UserError(
                     f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={default_accept!r} is not a supported "
-                    f"type; use one of {', '.join(codecs.FORMATS)}"
+                    f"type; use one of {', '.join(media.MEDIA_TYPES)}"
                 )
             default_accept = canonical
         output = os.environ.get("SAGEMAKER_INFERENCE_OUTPUT", "label").strip().lower() or "label"
-        if output not in codecs.OUTPUTS:
+        if output not in media.OUTPUTS:
             raise UserError(f"SAGEMAKER_INFERENCE_OUTPUT={output!r} must be one of "
-                            f"{', '.join(codecs.OUTPUTS)}")
+                            f"{', '.join(media.OUTPUTS)}")
         model_dir = Path(os.environ.get("SAGEMAKER_MODEL_DIR") or paths.model_dir)
         serverless = env_bool("SAGEMAKER_SERVERLESS", False)
         # A serverless endpoint is one small container per concurrent request.

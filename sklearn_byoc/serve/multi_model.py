@@ -45,19 +45,22 @@ BUDGET_ENV = "SAGEMAKER_MULTI_MODEL_MEMORY_MB"
 # every worker during its first load or first invoke.
 MODEL_LIBRARIES = ("joblib", "pandas", "sklearn.pipeline", "sklearn.compose", "sklearn.impute",
                    "sklearn.preprocessing", "sklearn.tree", "sklearn.ensemble",
-                   "sklearn.linear_model", "sklearn.neighbors", "sklearn_byoc.serve.predictor")
+                   "sklearn.linear_model", "sklearn.neighbors", "sklearn_byoc.serve.invocation")
 
 
 class ModelConflict(RequestError):
     status = 409
+    kind = "ConflictStatusException"
 
 
 class ModelNotLoaded(RequestError):
     status = 404
+    kind = "ModelNotFoundException"
 
 
 class InsufficientMemory(RequestError):
     status = 507
+    kind = "InsufficientMemoryException"
 
 
 @dataclass
@@ -245,7 +248,7 @@ class MultiModelHost:
         # shared by every worker instead of being imported by each on its first load.
         import_model_libraries()
         self.registry = registry
-        self._load = load  # Path -> a served model (sklearn_byoc.serve.handlers.ModelService)
+        self._load = load  # Path -> a served model (invocation.ModelService)
         self._cache: OrderedDict[str, tuple[str, object]] = OrderedDict()
         self._touched: dict[str, float] = {}
         self._generation = -1

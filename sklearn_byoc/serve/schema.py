@@ -28,9 +28,11 @@ class Records:
 
     columns: dict[str, np.ndarray]
     n: int
-    # CSV only: column -> feature position read from a header row (None: the
-    # training order).  A body read block by block reuses it for later blocks.
-    mapping: list | None = None
+
+    @classmethod
+    def empty(cls, schema: "Schema") -> "Records":
+        return cls({name: np.empty(0, dtype=np.float64 if schema.kinds[name] == "numeric"
+                                   else object) for name in schema.names}, 0)
 
     def frame(self):
         import pandas as pd
@@ -41,6 +43,15 @@ class Records:
                    for name, values in self.columns.items()}
         return pd.DataFrame(columns, copy=False)
 
+    def array(self) -> np.ndarray:
+        """The rows as one array: float32 when every feature is a number (what AWS's
+        default input_fn gives a predict_fn), else objects."""
+        columns = list(self.columns.values())
+        if all(np.asarray(c).dtype.kind == "f" for c in columns):
+            return np.column_stack(columns).astype(np.float32) if columns else \
+                np.empty((self.n, 0), dtype=np.float32)
+        return np.column_stack([np.asarray(c, dtype=object) for c in columns])
+
 
 class Schema:
     def __init__(self, metadata: ModelMetadata):
@@ -48,6 +59,8 @@ class Schema:
         self.kinds = {f.name: f.kind for f in metadata.features}
         self.position = {name: i for i, name in enumerate(self.names)}
         self.target = metadata.target
+        # Columns a request may carry that are not features: the target.
+        self.dropped = frozenset(n for n in [metadata.target] if n)
         self.width = len(self.names)
 
     def describe(self, limit: int = 30) -> str:
@@ -143,11 +156,29 @@ class Schema:
             columns[name] = self.column(name, [row[j] for row in rows], first_row)
         return Records(columns, len(rows))
 
+    def from_numeric_array(self, rows: np.ndarray, *, first_row: int = 1) -> Records:
+        """A 2-D array of numbers in training feature order (an NPY body)."""
+        if rows.shape[1] != self.width:
+            raise RequestError(self.width_message(rows.shape[1], first_row))
+        columns = {}
+        for j, name in enumerate(self.names):
+            if self.kinds[name] == "numeric":
+                values = rows[:, j].astype(np.float64)
+                bad = np.flatnonzero(np.isinf(values))
+                if len(bad):
+                    raise RequestError(
+                        f"row {first_row + int(bad[0])}, feature {name!r}: {values[bad[0]]} "
+                        "is not a finite number; send a number, or NaN for missing")
+                columns[name] = values
+            else:
+                columns[name] = self.categorical_column(name, rows[:, j].tolist(), first_row)
+        return Records(columns, len(rows))
+
     def from_named_rows(self, rows: list[dict]) -> Records:
         """Rows as objects keyed by feature name; a missing key is a missing value."""
         known = self.position
         for i, row in enumerate(rows):
-            unknown = [k for k in row if k not in known and k != self.target]
+            unknown = [k for k in row if k not in known and k not in self.dropped]
             if unknown:
                 raise RequestError(
                     f"row {i + 1} has unknown feature(s) {', '.join(map(repr, unknown[:10]))}; "

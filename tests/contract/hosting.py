@@ -23,7 +23,7 @@ import requests
 from tests.sagemaker_tree import ROOT, Server, training_tree
 
 # SageMaker's framework-container convention: code/inference.py inside the
-# model folder, found without SAGEMAKER_PROGRAM (sklearn_byoc/serve/handlers.py).
+# model folder, found without SAGEMAKER_PROGRAM (sklearn_byoc/serve/user_code.py).
 SLOW_INFERENCE = '''\
 """Test model: the first CSV cell is how many seconds to sleep before answering."""
 import os
@@ -31,8 +31,8 @@ import time
 
 
 def input_fn(body, content_type):
-    text = body.decode("utf-8").strip()
-    return float(text.split(",")[0] or 0)
+    # A str for text/csv, as AWS's images pass it.
+    return float(body.strip().split(",")[0] or 0)
 
 
 def predict_fn(seconds, model):

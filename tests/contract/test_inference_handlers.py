@@ -46,14 +46,12 @@ def expected_for(serving_tree: Path, rows: list[dict]):
 
 def test_input_fn_and_output_fn_replace_only_their_layer(serving_tree):
     base = with_code(serving_tree, EXAMPLE)
-    labels, confidence = expected_for(base, CUSTOMERS)
+    labels, _ = expected_for(base, CUSTOMERS)
     with Server(base) as server:
         answer = server.invoke(json.dumps({"customers": CUSTOMERS}), "application/json")
         assert answer.status_code == 200, answer.text
         assert answer.headers["Content-Type"].startswith("application/json")
-        got = answer.json()["answers"]
-        assert [a["churn"] for a in got] == labels
-        assert [a["confidence"] for a in got] == [round(c, 4) for c in confidence]
+        assert answer.json() == {"answers": [{"churn": label} for label in labels]}
 
         # The handler's own validation chooses the status and the message.
         wrong_type = server.invoke("1,2,3", "text/csv")

@@ -23,7 +23,7 @@ import requests
 
 from sklearn_byoc.serve.app import create_app
 from sklearn_byoc.serve.config import ServerConfig
-from sklearn_byoc.serve.handlers import ModelService
+from sklearn_byoc.serve.invocation import ModelService
 from tests.contract.hosting import PID_INFERENCE, Serve, add_inference_code, summary_ms, train_many
 from tests.sagemaker_tree import DATA
 

@@ -47,7 +47,7 @@ def test_model_code_imports_its_own_common_utils_serve_and_train(serving_tree):
     with Server(serving_tree) as server:
         answer = server.invoke("1,2,3", "text/csv", accept="application/json")
         assert answer.status_code == 200, server.log()
-    assert answer.json() == {"predictions": [OWNERS]}
+    assert answer.json() == [OWNERS]  # as AWS's default output_fn writes a list
 
 
 def test_training_script_imports_its_own_common_utils_serve_and_train(tmp_path):

@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import joblib
 import pytest
 import requests
 
@@ -123,7 +124,7 @@ import uuid
 
 
 def input_fn(body, content_type):
-    return float(body.decode("utf-8").strip() or 0)
+    return float(body.strip() or 0)  # a str for text/csv, as in AWS's images
 
 
 def predict_fn(seconds, model):
@@ -180,8 +181,8 @@ def truncate(path: Path) -> None:
 
 BROKEN_MODELS = {
     # name: (how to break the model folder, file named, words of the problem)
-    "metadata.json missing": (lambda m: (m / "metadata.json").unlink(),
-                              "metadata.json", "is missing"),
+    "model.joblib not a model": (lambda m: joblib.dump({"weights": [1, 2]}, m / "model.joblib"),
+                                 "model.joblib", "holds a dict, not a fitted model"),
     "metadata.json not JSON": (lambda m: (m / "metadata.json").write_text("{not json"),
                                "metadata.json", "cannot be read as JSON"),
     "metadata.json without features": (lambda m: (m / "metadata.json").write_text(

@@ -152,7 +152,10 @@ CORPUS = [
     ("empty charset", CSV + "; charset=", ROW, {}, 415),
     ("image content type", "image/png", ROW, {}, 415),
     ("pickle content type", "application/python-pickle", b"\x80\x04K\x01.", {}, 415),
-    ("numpy content type", "application/x-npy", b"\x93NUMPY", {}, 415),
+    ("truncated NPY body", "application/x-npy", b"\x93NUMPY", {}, 400),
+    ("NPY object array (would need unpickling)", "application/x-npy",
+     b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+     + b" " * 53 + b"\n\x80\x04K\x01.", {}, 400),
     ("form content type", "application/x-www-form-urlencoded", "a=1", {}, 415),
     ("missing content type means CSV", None, ROW, {}, 200),
     ("unknown accept", CSV, ROW, {"Accept": "image/png"}, 406),

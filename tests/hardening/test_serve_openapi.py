@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import joblib
 import pytest
 import requests
 import yaml
+from sklearn.dummy import DummyClassifier
 from hypothesis import HealthCheck, given, settings
 
 from sklearn_byoc.serve.app import create_app
+from sklearn_byoc.serve.invocation import ModelService
 from sklearn_byoc.serve.config import ServerConfig
 from tests.hardening.endpoint import FEATURES, ROW, Endpoint, endpoint_tree
 from tests.sagemaker_tree import ROOT
@@ -73,8 +76,9 @@ def test_the_document_is_valid_openapi_3():
     assert document["openapi"].startswith("3.")
 
 
-def test_the_document_lists_exactly_the_routes_of_the_app():
-    app = create_app(service=None, config=ServerConfig(model_dir=Path("/nonexistent")))
+def test_the_document_lists_exactly_the_routes_of_the_app(tmp_path):
+    joblib.dump(DummyClassifier().fit([[0], [1]], [0, 1]), tmp_path / "model.joblib")
+    app = create_app(ModelService(tmp_path), ServerConfig(model_dir=tmp_path))
     served = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules()
               for method in rule.methods - {"HEAD", "OPTIONS"} if rule.endpoint != "static"}
     document = yaml.safe_load(SPEC.read_text())

@@ -1,0 +1,182 @@
+"""What a request asks for, decided once: its format, the answer's format, the output.
+
+A request's headers are read here and nowhere else.  :class:`RequestContext`
+carries the raw headers a user's handler may want (Content-Type, Accept,
+custom attributes, the inference id) and the decisions the built-in layers
+use (:attr:`RequestContext.media`, :meth:`RequestContext.answer_type`,
+:attr:`RequestContext.output`).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sklearn_byoc.serve.errors import NotAcceptable, RequestError, UnsupportedContentType
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+NPY = "application/x-npy"
+# Every media type serve reads and writes, in the order error messages list them.
+MEDIA_TYPES = (CSV, JSON, JSONLINES, NPY)
+ALIASES = {
+    "text/csv": CSV, "application/csv": CSV, "text/x-csv": CSV,
+    "application/json": JSON, "text/json": JSON,
+    "application/jsonlines": JSONLINES, "application/x-jsonlines": JSONLINES,
+    "application/jsonl": JSONLINES, "application/x-ndjson": JSONLINES,
+    "application/ndjson": JSONLINES,
+    "application/x-npy": NPY, "application/npy": NPY,
+}
+OUTPUTS = ("label", "probabilities", "all")
+
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+INFERENCE_ID = "X-Amzn-SageMaker-Inference-Id"
+TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
+
+
+@dataclass(frozen=True)
+class MediaType:
+    kind: str  # canonical, one of MEDIA_TYPES
+    charset: str = "utf-8"
+    # text/csv;header=present|absent: True, False, or None (decide from the rows).
+    header: bool | None = None
+
+    @property
+    def utf8(self) -> bool:
+        return self.charset in ("utf-8", "utf8")
+
+
+def parse_media_type(value: str | None) -> tuple[str, dict[str, str]]:
+    kind, _, rest = (value or "").partition(";")
+    params = {}
+    for part in rest.split(";"):
+        key, _, val = part.partition("=")
+        if key.strip():
+            params[key.strip().lower()] = val.strip().strip('"')
+    return kind.strip().lower(), params
+
+
+def content_type(value: str | None) -> MediaType:
+    """The request's format; a missing Content-Type means CSV, as for built-in algorithms."""
+    kind, params = parse_media_type(value)
+    if not kind:
+        return MediaType(CSV)
+    canonical = ALIASES.get(kind)
+    if canonical is None:
+        raise UnsupportedContentType(
+            f"Content-Type {value!r} is not supported; send one of {', '.join(MEDIA_TYPES)}")
+    charset = params.get("charset", "utf-8").lower()
+    try:
+        "".encode(charset)
+    except LookupError:
+        raise UnsupportedContentType(f"charset {charset!r} in Content-Type {value!r} is unknown; "
+                                     "send UTF-8") from None
+    header = params.get("header")
+    if header is not None:
+        header = header.lower()
+        if header not in ("present", "absent"):
+            raise RequestError(f"Content-Type {value!r}: header={header!r} must be present or "
+                               "absent (or left out to let serve tell from the first row)")
+        header = header == "present"
+    return MediaType(canonical, charset, header)
+
+
+def canonical_type(value: str) -> str | None:
+    """The canonical media type a configured type names, or None."""
+    return ALIASES.get(parse_media_type(value)[0])
+
+
+def accept_type(value: str | None, default: str) -> str:
+    """The best supported type of an Accept header (q-values honoured)."""
+    if not value or not value.strip():
+        return default
+    choices = []
+    for index, item in enumerate(value.split(",")):
+        kind, params = parse_media_type(item)
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 1.0
+        if q <= 0 or not kind:
+            continue
+        if kind in ("*/*", "*"):
+            resolved = default
+        elif kind == "text/*":
+            resolved = CSV
+        elif kind == "application/*":
+            resolved = default if default != CSV else JSON
+        else:
+            resolved = ALIASES.get(kind)
+        if resolved:
+            choices.append((-q, index, resolved))
+    if not choices:
+        raise NotAcceptable(f"Accept {value!r} names no supported type; accept one of "
+                            f"{', '.join(MEDIA_TYPES)} (or */*)")
+    return min(choices)[2]
+
+
+def output_choice(custom_attributes: str | None, default: str) -> str:
+    """``output=probabilities`` in the custom attributes header picks the answer's content."""
+    if not custom_attributes:
+        return default
+    for part in custom_attributes.replace(";", ",").split(","):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "output":
+            choice = value.strip().lower()
+            if choice not in OUTPUTS:
+                raise RequestError(f"custom attribute output={value.strip()!r} must be one of "
+                                   f"{', '.join(OUTPUTS)}")
+            return choice
+    return default
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """One request as a handler sees it: headers in, decisions made once.
+
+    A user's ``input_fn``, ``predict_fn``, ``output_fn`` or ``transform_fn``
+    that takes one more argument than AWS's signatures receives this object.
+    """
+
+    content_type: str | None = None
+    accept: str | None = None
+    custom_attributes: str | None = None
+    inference_id: str | None = None
+    headers: dict = field(default_factory=dict)
+    # The endpoint's defaults (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT,
+    # SAGEMAKER_INFERENCE_OUTPUT).
+    default_accept: str | None = None
+    default_output: str = "label"
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    @classmethod
+    def from_headers(cls, headers, **defaults) -> "RequestContext":
+        return cls(content_type=headers.get("Content-Type"), accept=headers.get("Accept"),
+                   custom_attributes=headers.get(CUSTOM_ATTRIBUTES),
+                   inference_id=headers.get(INFERENCE_ID), headers=dict(headers), **defaults)
+
+    @cached_property
+    def media(self) -> MediaType:
+        return content_type(self.content_type)
+
+    @cached_property
+    def output(self) -> str:
+        return output_choice(self.custom_attributes, self.default_output)
+
+    @cached_property
+    def answer_type(self) -> str:
+        """The answer's media type: Accept, else the endpoint's default, else the request's."""
+        return accept_type(self.accept, self.default_accept or self.media.kind)
+
+    @property
+    def handler_accept(self) -> str:
+        """What AWS's containers pass a user's output_fn: Accept, else the default."""
+        accept = (self.accept or "").strip()
+        if accept and accept not in ("*/*", "*"):
+            return accept
+        return self.default_accept or self.handler_content_type
+
+    @property
+    def handler_content_type(self) -> str:
+        return self.content_type or CSV

@@ -1,0 +1,289 @@
+"""What is being served: the model, what it expects, and how records become predictions.
+
+Three kinds of model reach here, and all take the same request path:
+
+- a model made by ``train``: ``model.joblib`` with ``metadata.json`` (feature
+  names, order and kinds, the target, the classes);
+- a model file alone (``model.joblib`` or ``model.pkl``, written by plain
+  scikit-learn code or a script for AWS's scikit-learn image): what it
+  expects is read from the estimator itself (:func:`describe_estimator`);
+- whatever a user's ``model_fn`` returned: described the same way when it is
+  a fitted scikit-learn estimator, else served without a schema.
+
+Nothing here knows of HTTP.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sklearn_byoc.common.model_files import Feature, ModelMetadata, load_model
+from sklearn_byoc.serve.errors import RequestError
+from sklearn_byoc.serve.fast_preprocess import compile_preprocess
+from sklearn_byoc.serve.formats.output import Prediction
+from sklearn_byoc.serve.schema import Records, Schema
+
+log = logging.getLogger("serve")
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+
+
+class ServedModel:
+    """One worker's model: loaded once, used by every request."""
+
+    def __init__(self, estimator: Any, metadata: ModelMetadata | None, *,
+                 named: bool = True, source: str = ""):
+        self.estimator = estimator
+        self.metadata = metadata
+        self.source = source
+        # Fitted on a DataFrame with column names (else on a bare array).
+        self.named = named
+        self.schema = Schema(metadata) if metadata is not None else None
+        self.is_classifier = bool(metadata and metadata.is_classifier) or \
+            (metadata is None and _is_classifier(estimator))
+        self.has_probabilities = self.is_classifier and hasattr(estimator, "predict_proba")
+        classes = getattr(estimator, "classes_", None) if self.is_classifier else None
+        self.classes = list(classes) if classes is not None else \
+            list((metadata.classes if metadata else None) or [])
+        self._class_array = np.asarray(self.classes, dtype=object)
+        _single_threaded(estimator)
+        self.fast = compile_preprocess(estimator, self.schema) if self.schema else None
+        self._final = estimator.steps[-1][1] if self.fast is not None else None
+
+    # -- loading ------------------------------------------------------------------------------
+    @classmethod
+    def from_dir(cls, model_dir: Path) -> "ServedModel":
+        """The model of a model folder: train's, or a model file alone."""
+        loaded = load_model(model_dir, require_metadata=False)
+        if loaded.metadata is not None:
+            model = cls(loaded.model, loaded.metadata, source=str(loaded.directory))
+        else:
+            model = cls.wrap(loaded.model, source=str(loaded.directory))
+        model.log_loaded()
+        return model
+
+    @classmethod
+    def wrap(cls, estimator: Any, source: str = "model_fn") -> "ServedModel":
+        """A model without metadata.json: described from the estimator where it can be."""
+        if not hasattr(estimator, "predict"):
+            return cls(estimator, None, named=False, source=source)
+        described = describe_estimator(estimator)
+        if described is None:
+            log.info("%s: %s says nothing of its features (no n_features_in_); requests are "
+                     "decoded without a schema", source, type(estimator).__name__)
+            return cls(estimator, None, named=False, source=source)
+        metadata, named, rule = described
+        if rule:
+            log.info("%s: %s", source, rule)
+        return cls(estimator, metadata, named=named, source=source)
+
+    def log_loaded(self) -> None:
+        if self.schema is None:
+            log.info("loaded %s from %s (no schema)", type(self.estimator).__name__, self.source)
+            return
+        metadata = self.metadata
+        log.info("loaded %s (%s, %d features%s) from %s",
+                 metadata.estimator or type(self.estimator).__name__, metadata.task,
+                 self.schema.width, "" if self.named else ", by position", self.source)
+        log.info("request path: %s", "numpy preprocessing + estimator" if self.fast
+                 else "scikit-learn pipeline")
+
+    # -- predicting ---------------------------------------------------------------------------
+    def check_output(self, output: str) -> None:
+        if output != "label" and not self.has_probabilities:
+            kind = self.metadata.task if self.metadata else type(self.estimator).__name__
+            raise RequestError(f"output={output} needs class probabilities, which this "
+                               f"{kind} model does not give; use output=label")
+
+    def model_input(self, records: Records):
+        """The records as the estimator was fitted on them."""
+        if self.named:
+            return records.frame()
+        columns = list(records.columns.values())
+        if all(np.asarray(c).dtype.kind == "f" for c in columns):
+            return np.column_stack(columns) if columns else np.empty((records.n, 0))
+        return np.column_stack([np.asarray(c, dtype=object) for c in columns])
+
+    def predict(self, records: Records, *, probabilities: bool = False) -> Prediction:
+        import sklearn
+
+        if records.n == 0:
+            return Prediction(np.empty(0, dtype=object),
+                              np.empty((0, len(self.classes))) if probabilities else None,
+                              self.classes if self.is_classifier else None)
+        want_proba = probabilities and self.has_probabilities
+        if self.fast is not None:
+            X = self.fast.transform(records)
+            model = self._final
+            # The matrix is finite (imputed) and was checked by the schema.
+            context = sklearn.config_context(assume_finite=True,
+                                             skip_parameter_validation=True)
+        else:
+            X = self.model_input(records)
+            model = self.estimator
+            context = sklearn.config_context(skip_parameter_validation=True)
+        with context:
+            return self._predict(model, X, want_proba)
+
+    def predict_value(self, data, *, probabilities: bool = False) -> Prediction:
+        """Predictions for what a user's input_fn returned."""
+        if self.schema is not None:
+            return self.predict(to_records(data, self.schema), probabilities=probabilities)
+        return self._predict(self.estimator, data, probabilities and self.has_probabilities)
+
+    def _predict(self, model, X, want_proba: bool) -> Prediction:
+        if want_proba:
+            proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+            labels = self._class_array[proba.argmax(axis=1)]
+            return Prediction(labels, proba, self.classes)
+        labels = np.asarray(model.predict(X))
+        if labels.ndim == 0:
+            labels = labels.reshape(1)
+        return Prediction(labels, None, self.classes if self.is_classifier else None)
+
+
+def _is_classifier(estimator) -> bool:
+    try:
+        from sklearn.base import is_classifier
+
+        return bool(is_classifier(estimator))
+    except Exception:  # noqa: BLE001 - not a scikit-learn object
+        return hasattr(estimator, "classes_")
+
+
+def _single_threaded(estimator) -> None:
+    """Serving runs one worker per core: an estimator must not start its own threads."""
+    try:
+        params = estimator.get_params()
+    except Exception:  # noqa: BLE001 - not a scikit-learn estimator
+        return
+    updates = {k: 1 for k in params if k.endswith("n_jobs") and params[k] not in (None, 1)}
+    if updates:
+        try:
+            estimator.set_params(**updates)
+        except Exception:  # noqa: BLE001 - a parameter that cannot be set after fitting
+            pass
+
+
+def to_records(data, schema: Schema) -> Records:
+    """What a user's input_fn returned, typed by the model's schema."""
+    if isinstance(data, Records):
+        return data
+    if hasattr(data, "columns") and hasattr(data, "to_dict"):  # a DataFrame
+        return schema.from_named_rows(data.to_dict(orient="records"))
+    if isinstance(data, np.ndarray) and data.dtype.kind in "iuf" and data.ndim in (1, 2):
+        return schema.from_numeric_array(data.reshape(1, -1) if data.ndim == 1 else data)
+    rows = data.tolist() if isinstance(data, np.ndarray) else list(data)
+    if rows and all(isinstance(r, dict) for r in rows):
+        return schema.from_named_rows(rows)
+    if rows and not isinstance(rows[0], (list, tuple)):
+        rows = [rows]
+    return schema.from_positional_rows([list(r) for r in rows])
+
+
+# -- a model file alone -----------------------------------------------------------------------
+def describe_estimator(estimator) -> tuple[ModelMetadata, bool, str] | None:
+    """(metadata, fitted on named columns, the rule that typed the features), read from a
+    fitted estimator; None when it does not say how many features it takes."""
+    names = getattr(estimator, "feature_names_in_", None)
+    width = getattr(estimator, "n_features_in_", None)
+    if names is not None:
+        names, named = [str(n) for n in names], True
+    elif isinstance(width, (int, np.integer)):
+        names, named = [f"x{i}" for i in range(int(width))], False
+    else:
+        return None
+    kinds, rule = feature_kinds(estimator, names)
+    task = "classification" if _is_classifier(estimator) else "regression"
+    classes = getattr(estimator, "classes_", None) if task == "classification" else None
+    metadata = ModelMetadata(
+        target="", task=task, features=[Feature(n, kinds[n]) for n in names],
+        classes=[_plain(c) for c in classes] if classes is not None else None,
+        estimator=_estimator_name(estimator), header=named)
+    return metadata, named, rule
+
+
+def _estimator_name(estimator) -> str:
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return f"{type(final).__module__}.{type(final).__name__}"
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def feature_kinds(estimator, names: list[str]) -> tuple[dict[str, str], str]:
+    """Each feature's kind, from the fitted transformers where they say."""
+    transformer = _column_transformer(estimator)
+    if transformer is None:
+        return {n: NUMERIC for n in names}, (
+            "no ColumnTransformer says which features are text, so every feature is read "
+            "as a number")
+    kinds: dict[str, str] = {}
+    for _, step, columns in transformer.transformers_:
+        selected = _selected(columns, names)
+        if selected is None:
+            continue
+        kind = _branch_kind(step)
+        for name in selected:
+            # A column used by a text branch anywhere must accept text.
+            if kinds.get(name) != CATEGORICAL:
+                kinds[name] = kind
+    untyped = [n for n in names if n not in kinds]
+    for name in untyped:
+        kinds[name] = NUMERIC
+    rule = "feature kinds read from the fitted ColumnTransformer"
+    if untyped:
+        rule += f"; {len(untyped)} column(s) it does not type are read as numbers"
+    return kinds, rule
+
+
+def _column_transformer(estimator):
+    from sklearn.compose import ColumnTransformer
+
+    if isinstance(estimator, ColumnTransformer):
+        return estimator
+    steps = getattr(estimator, "steps", None)
+    if steps:
+        first = steps[0][1]
+        if isinstance(first, ColumnTransformer):
+            return first
+    return None
+
+
+def _selected(columns, names: list[str]) -> list[str] | None:
+    if isinstance(columns, str):
+        return [columns] if columns in names else None
+    if isinstance(columns, (int, np.integer)):
+        return [names[int(columns)]]
+    if isinstance(columns, slice):
+        return names[columns]
+    try:
+        items = list(columns)
+    except TypeError:
+        return None  # a callable selector: its choice is not recorded by name
+    if items and all(isinstance(c, (bool, np.bool_)) for c in items):
+        return [n for n, keep in zip(names, items) if keep]
+    if all(isinstance(c, (int, np.integer)) for c in items):
+        return [names[int(c)] for c in items]
+    return [str(c) for c in items if str(c) in names]
+
+
+def _branch_kind(step) -> str:
+    """A text branch (encoders with text categories, imputers filling text) or a number one."""
+    if isinstance(step, str):  # "drop" or "passthrough"
+        return CATEGORICAL if step == "drop" else NUMERIC
+    leaves = [s for _, s in step.steps] if hasattr(step, "steps") else [step]
+    for leaf in leaves:
+        categories = getattr(leaf, "categories_", None)
+        if categories is not None:
+            if any(np.asarray(c).dtype.kind in "OUS" for c in categories):
+                return CATEGORICAL
+            return NUMERIC
+        statistics = getattr(leaf, "statistics_", None)
+        if statistics is not None and np.asarray(statistics).dtype.kind in "OUS":
+            return CATEGORICAL
+    return NUMERIC
