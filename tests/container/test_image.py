@@ -6,6 +6,7 @@ processing), with an /opt/ml tree bind-mounted as the platform mounts it.
 from __future__ import annotations
 
 import os
+import json
 import re
 import shutil
 import subprocess
@@ -112,7 +113,7 @@ import importlib.util, sys
 sys.path.pop(0)
 import sklearn_byoc
 print(sklearn_byoc.__file__)
-print([n for n in {USER_MODULE_NAMES!r} if importlib.util.find_spec(n) is not None])
+print([n for n in {json.dumps(USER_MODULE_NAMES)} if importlib.util.find_spec(n) is not None])
 '"""
     result = sh(container_tool, image, script)
     assert result.returncode == 0, result.stderr
