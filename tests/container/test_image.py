@@ -5,8 +5,8 @@ processing), with an /opt/ml tree bind-mounted as the platform mounts it.
 """
 from __future__ import annotations
 
-import os
 import json
+import os
 import re
 import shutil
 import subprocess
