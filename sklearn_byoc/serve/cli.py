@@ -63,6 +63,9 @@ def build_app(args):
         from sklearn_byoc.serve.multi_model import MultiModelHost, Registry, default_budget
         from sklearn_byoc.serve.multi_model_app import create_multi_model_app
 
+        from sklearn_byoc.serve.user_code import packages_root
+
+        packages_root()  # before the fork: every worker installs models' packages there
         registry = Registry.create(default_budget(config.workers))
         log.info("multi-model endpoint: models load on POST /models; memory budget "
                  "%d MB per worker", registry.budget // 2**20)

@@ -38,6 +38,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -141,9 +142,11 @@ def find_program(model_dir: Path) -> Path | None:
 
 
 # -- requirements.txt -------------------------------------------------------------------------
-_installed_lock = threading.Lock()
-# Distribution name -> (version, the requirements file that installed it).
-_installed: dict[str, tuple[str, str]] = {}
+@functools.lru_cache(maxsize=None)
+def packages_root() -> Path:
+    """The folder every model's packages install under, one per server: made in the
+    gunicorn master (serve/cli.py), so the workers it forks share it."""
+    return Path(tempfile.mkdtemp(prefix="serve-packages-"))
 
 
 def _normalize(name: str) -> str:
@@ -168,12 +171,30 @@ def site_folder(prefix: Path) -> Path:
 
 def install_requirements(folder: Path) -> Path | None:
     """Install ``folder/requirements.txt`` into a folder of this code's own; returns the
-    folder to put on ``sys.path``."""
+    folder to put on ``sys.path``.
+
+    Several worker processes may load one model at once: one installs, under a
+    lock, and the others find it installed.
+    """
+    import fcntl
+
     requirements = folder / REQUIREMENTS_FILE
     if not requirements.is_file():
         return None
-    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    prefix = Path(tempfile.gettempdir()) / "serve-packages" / digest
+    root = packages_root()
+    prefix = root / hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    marker = prefix / ".installed"
+    with open(root / f"{prefix.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (marker.is_file() and marker.read_text() == wanted):
+            _pip_install(requirements, prefix)
+            marker.write_text(wanted)
+    _check_versions(prefix, root, requirements)
+    return site_folder(prefix)
+
+
+def _pip_install(requirements: Path, prefix: Path) -> None:
     log.info("installing %s into %s", requirements, prefix)
     # pip runs in the file's folder, so relative lines (./wheels/x.whl) mean what
     # they mean to someone running pip there.
@@ -188,26 +209,30 @@ def install_requirements(folder: Path) -> Path | None:
         raise UserError(f"installing {requirements} failed (pip exit {result.returncode}): "
                         f"{' | '.join(errors[-3:]) or 'pip printed nothing'}; packages the "
                         "image has stay at its versions (pin those, or leave them out)")
-    site = site_folder(prefix)
-    _check_versions(site, str(requirements))
-    return site
 
 
-def _check_versions(site: Path, owner: str) -> None:
-    """One process holds one version of a package: refuse a second version."""
-    found = {_normalize(d.metadata["Name"]): d.version
-             for d in importlib.metadata.distributions(path=[str(site)]) if d.metadata["Name"]}
-    with _installed_lock:
-        for name, version in found.items():
-            held = _installed.get(name)
-            if held is not None and held[0] != version:
+def distributions(site: Path) -> dict[str, str]:
+    return {_normalize(d.metadata["Name"]): d.version
+            for d in importlib.metadata.distributions(path=[str(site)]) if d.metadata["Name"]}
+
+
+def _check_versions(prefix: Path, root: Path, requirements: Path) -> None:
+    """One server holds one version of a package: a model's packages are compared with
+    those every other model's code installed in this container (any worker may have
+    imported them, and Python cannot unload a module)."""
+    own = distributions(site_folder(prefix))
+    for other in sorted(root.iterdir()):
+        if not other.is_dir() or other == prefix or not (other / ".installed").is_file():
+            continue
+        for name, version in distributions(site_folder(other)).items():
+            if name in own and own[name] != version:
+                # Never imported (the check comes first): it must not count against others.
+                shutil.rmtree(prefix, ignore_errors=True)
                 raise UserError(
-                    f"{owner} installs {name} {version}, but {name} {held[0]} is already "
-                    f"loaded for {held[1]}; one server process holds one version of a "
-                    "package: pin the same version in both requirements.txt files, or serve "
-                    "the models on separate endpoints")
-        for name, version in found.items():
-            _installed.setdefault(name, (version, owner))
+                    f"{requirements} installs {name} {own[name]}, but another model on this "
+                    f"endpoint installed {name} {version}; one server holds one version of a "
+                    "package: pin the same version in both models' requirements.txt, or "
+                    "serve them on separate endpoints")
 
 
 # -- importing the code -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 
 from tests.sagemaker_tree import ROOT, Server
 
@@ -121,3 +122,82 @@ def test_an_import_error_in_the_handler_stops_the_container(serving_tree):
     with pytest.raises(RuntimeError) as failure:
         server.start(timeout=30)
     assert "not_a_real_module_anywhere" in str(failure.value)
+
+
+# -- where the code comes from ---------------------------------------------------------------
+LABEL_CODE = '''\
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return ["from the submitted code"]
+'''
+
+
+@pytest.mark.parametrize("form", ["archive without suffix", "file:// archive", "folder"])
+def test_code_named_by_sagemaker_submit_directory(serving_tree, tmp_path, form):
+    from tests.fixtures.code_archives import tar_folder
+
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "inference.py").write_text(LABEL_CODE)
+    if form == "folder":
+        submit = str(source)
+    else:
+        # SDK local mode mounts local code at /opt/ml/code, an archive as a file.
+        archive = tar_folder(source, tmp_path / "code")
+        submit = f"file://{archive}" if form.startswith("file") else str(archive)
+    with Server(serving_tree, env={"SAGEMAKER_SUBMIT_DIRECTORY": submit,
+                                   "SAGEMAKER_PROGRAM": "inference.py"}) as server:
+        answer = server.invoke("1", "text/csv", accept="application/json")
+        assert answer.status_code == 200, server.log()
+        assert answer.json() == ["from the submitted code"]
+
+
+def test_submit_directory_naming_a_file_that_is_no_archive(serving_tree, tmp_path):
+    stray = tmp_path / "notes.txt"
+    stray.write_text("not code")
+    server = Server(serving_tree, env={"SAGEMAKER_SUBMIT_DIRECTORY": str(stray)})
+    with pytest.raises(RuntimeError) as failure:
+        server.start(timeout=30)
+    assert "not a tar archive" in str(failure.value) and str(stray) in str(failure.value)
+
+
+def test_code_requirements_install_with_relative_wheel_lines(serving_tree):
+    from tests.fixtures.code_archives import make_wheel
+
+    code = serving_tree / "model" / "code"
+    (code / "wheels").mkdir(parents=True)
+    wheel = make_wheel(code / "wheels", name="tinypkg_serve", body="VALUE = 'installed'\n")
+    (code / "requirements.txt").write_text(f"./wheels/{wheel.name}\n")
+    (code / "inference.py").write_text(
+        "import tinypkg_serve\n"
+        "def input_fn(body, content_type):\n    return body\n"
+        "def predict_fn(data, model):\n    return [tinypkg_serve.VALUE]\n")
+    # The server runs from elsewhere: the wheel path is relative to requirements.txt.
+    with Server(serving_tree) as server:
+        answer = server.invoke("1", "text/csv", accept="application/json")
+        assert answer.status_code == 200, server.log()
+        assert answer.json() == ["installed"]
+
+
+def test_execution_parameters_fn_answers_the_route(serving_tree):
+    with_code(serving_tree, **{"inference.py": (
+        "def execution_parameters_fn():\n"
+        "    return {'MaxConcurrentTransforms': 1, 'BatchStrategy': 'SingleRecord',\n"
+        "            'MaxPayloadInMB': 3}\n")})
+    with Server(serving_tree) as server:
+        answer = requests.get(server.url + "/execution-parameters", timeout=30)
+        assert answer.status_code == 200
+        assert answer.json() == {"MaxConcurrentTransforms": 1, "BatchStrategy": "SingleRecord",
+                                 "MaxPayloadInMB": 3}
+
+
+def test_transform_fn_beside_another_handler_stops_the_start(serving_tree):
+    with_code(serving_tree, **{"inference.py": (
+        "def transform_fn(model, body, content_type, accept):\n    return body\n"
+        "def output_fn(prediction, accept):\n    return prediction\n")})
+    server = Server(serving_tree)
+    with pytest.raises(RuntimeError) as failure:
+        server.start(timeout=30)
+    assert "transform_fn and output_fn" in str(failure.value)

@@ -119,6 +119,44 @@ def test_one_answer_per_row_in_order(server, reference, content_type, accept):
     assert labels_of(answer, answer_type) == reference.labels
 
 
+NPY = "application/x-npy"
+
+
+def npy_rows(reference) -> bytes:
+    """What the SDK's NumpySerializer sends for these rows: np.save of np.array(rows)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([["" if v is None else v for v in row]
+                              for row in reference.list_rows()]))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("output", ["label", "probabilities"])
+def test_npy_in_and_out_with_exactly_the_npy_content_type(server, reference, output):
+    import io
+
+    answer = server.invoke(npy_rows(reference), NPY, accept=NPY, **{CUSTOM: f"output={output}"})
+    assert answer.status_code == 200, answer.text
+    # NumpyDeserializer compares the answer's type letter for letter; SDK local
+    # mode reports the request's Accept instead, so only this test sees it.
+    assert answer.headers["Content-Type"] == NPY
+    array = np.load(io.BytesIO(answer.content), allow_pickle=False)
+    if output == "label":
+        assert array.dtype.kind == "U" and array.tolist() == reference.labels
+    else:
+        np.testing.assert_allclose(array, reference.proba, rtol=1e-9, atol=1e-12)
+
+
+def test_npy_object_array_is_refused_with_the_fix(server, reference):
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(reference.list_rows(), dtype=object))
+    answer = server.invoke(buffer.getvalue(), NPY, accept=NPY)
+    assert_plain_error(answer, 400, "object array", "to_numpy(dtype=str)")
+
+
 def test_csv_with_a_header_in_another_order_and_the_target(server, reference):
     columns = list(reversed(reference.names))
     body = reference.X[columns].assign(churn=reference.target).to_csv(index=False)
