@@ -18,13 +18,14 @@ import tarfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.fixtures.code_archives import make_wheel
 from tests.sagemaker_tree import ROOT
 
 from .conftest import BUCKET, ROLE
-from .test_local_mode import local_path, run_quietly
+from .test_local_mode import features, local_path, model_from, run_quietly
 
 USER_SCRIPT = ROOT / "tests" / "fixtures" / "user_script" / "train.py"
 HANDLERS = ROOT / "tests" / "fixtures" / "inference_code" / "inference.py"
@@ -36,7 +37,10 @@ print(f"tinypkg_sm says {tinypkg_sm.VALUE}", flush=True)
 
 import train
 
-train.main()
+# Served too (SKLearn.deploy names this file as the inference script): only a
+# run as the program trains.
+if __name__ == "__main__":
+    train.main()
 """
 
 
@@ -148,8 +152,69 @@ def test_model_with_entry_point_serves_through_user_handlers(script_trained, ses
                      {"tenure_months": 60, "contract": "two-year", "monthly_charges": 30.0,
                       "support_calls": 0}]
         answer = predictor.predict({"customers": customers})
-        assert [sorted(a) for a in answer["answers"]] == [["churn", "confidence"]] * 2
+        assert [sorted(a) for a in answer["answers"]] == [["churn"]] * 2
         assert all(a["churn"] in ("yes", "no") for a in answer["answers"])
-        assert all(0.5 <= a["confidence"] <= 1 for a in answer["answers"])
+    finally:
+        predictor.delete_endpoint()
+
+
+def test_sklearn_fit_then_deploy_answers_the_default_numpy_predictor(
+        script_trained, splits, moto_s3, tmp_path, no_leftovers, figures):
+    """SKLearn(entry_point=...).fit(...).deploy(): the SKLearnPredictor it returns sends
+    np.save of the array and reads the answer with allow_pickle=False."""
+    import numpy as np
+    from sagemaker.sklearn import SKLearnPredictor
+
+    estimator, _, _ = script_trained
+    _, model, _ = model_from(local_path(estimator.model_data), tmp_path)
+    test = features(splits / "test_features" / "test_features.csv").iloc[:25]
+    expected = model.predict(test).tolist()
+    started = time.monotonic()
+    # The code comes from S3 (moto): the container needs its endpoint.
+    predictor, _ = run_quietly(estimator.deploy, 1, "local",
+                               env={"AWS_ENDPOINT_URL_S3": moto_s3})
+    figures["SKLearn.deploy (default predictor)"] = f"{time.monotonic() - started:.1f} s"
+    try:
+        assert isinstance(predictor, SKLearnPredictor)
+        rows = np.array(test.astype(object).where(test.notna(), "").values.tolist())
+        answer = predictor.predict(rows)
+        assert isinstance(answer, np.ndarray) and answer.tolist() == expected
+        single = predictor.predict(rows[0])  # a 1-D array is one row
+        assert single.tolist() == expected[:1]
+    finally:
+        predictor.delete_endpoint()
+
+
+def test_sklearn_model_for_a_folder_holding_only_model_joblib(sdk_image, session_factory,
+                                                              splits, tmp_path, no_leftovers,
+                                                              figures):
+    """A model trained anywhere: model.tar.gz holds model.joblib alone, no metadata, no code."""
+    import joblib
+    import numpy as np
+    from sagemaker.sklearn import SKLearnModel
+    from sklearn.ensemble import RandomForestClassifier
+
+    frame = pd.read_csv(splits / "train" / "train.csv")
+    numeric = frame[["customer_age", "tenure_months", "monthly_charges", "support_calls"]]
+    estimator = RandomForestClassifier(n_estimators=20, random_state=0).fit(
+        numeric.fillna(0).to_numpy(), frame["churn"])
+    folder = tmp_path / "model"
+    folder.mkdir()
+    joblib.dump(estimator, folder / "model.joblib")
+    tarball = tmp_path / "model.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(folder / "model.joblib", arcname="model.joblib")
+    rows = numeric.fillna(0).to_numpy()[:30]
+
+    model = SKLearnModel(model_data=f"file://{tarball}", role=ROLE, image_uri=sdk_image,
+                         framework_version="1.2-1", py_version="py3",
+                         entry_point=None, sagemaker_session=session_factory())
+    started = time.monotonic()
+    predictor, _ = run_quietly(model.deploy, 1, "local")
+    figures["SKLearnModel.deploy (model.joblib alone)"] = f"{time.monotonic() - started:.1f} s"
+    try:
+        answer = predictor.predict(rows)
+        assert answer.tolist() == estimator.predict(rows).tolist()
+        assert isinstance(answer, np.ndarray)
     finally:
         predictor.delete_endpoint()

@@ -23,6 +23,7 @@ import re
 
 import numpy as np
 
+from sklearn_byoc.common.tables import is_number
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.media import MediaType
 from sklearn_byoc.serve.schema import MISSING_MARKERS, Records, Schema
@@ -67,14 +68,6 @@ def csv_rows(text: str, first_row: int = 1) -> list[list[str]]:
     return rows
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 class CsvReader:
     """Reads the CSV body of one request, whole or block by block.
 
@@ -112,7 +105,7 @@ class CsvReader:
             return None
         names = [c.strip() for c in cells]
         if declared is None:
-            if any(n and _is_number(n) for n in names):
+            if any(n and is_number(n) for n in names):
                 return None
             matched = sum(n in schema.position or n in schema.dropped for n in names)
             if matched == 0 or matched < len(names) / 2:
