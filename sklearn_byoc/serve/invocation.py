@@ -133,9 +133,8 @@ def user_input(model: ServedModel, data, context: RequestContext):
         return data
     if model.named:
         return data.frame()
-    array = data.array()
-    return array.astype(np.float64) if context.media.kind == NPY and \
-        array.dtype == np.float32 else array
+    # AWS's default input_fn casts text formats to float32 and leaves NPY as sent.
+    return data.array(np.float64 if context.media.kind == NPY else np.float32)
 
 
 def decode_and_predict(model: ServedModel, body: Body, context: RequestContext) -> Prediction:

@@ -100,12 +100,7 @@ class ServedModel:
 
     def model_input(self, records: Records):
         """The records as the estimator was fitted on them."""
-        if self.named:
-            return records.frame()
-        columns = list(records.columns.values())
-        if all(np.asarray(c).dtype.kind == "f" for c in columns):
-            return np.column_stack(columns) if columns else np.empty((records.n, 0))
-        return np.column_stack([np.asarray(c, dtype=object) for c in columns])
+        return records.frame() if self.named else records.array(np.float64)
 
     def predict(self, records: Records, *, probabilities: bool = False) -> Prediction:
         import sklearn

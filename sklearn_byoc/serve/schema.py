@@ -43,13 +43,14 @@ class Records:
                    for name, values in self.columns.items()}
         return pd.DataFrame(columns, copy=False)
 
-    def array(self) -> np.ndarray:
-        """The rows as one array: float32 when every feature is a number (what AWS's
-        default input_fn gives a predict_fn), else objects."""
+    def array(self, dtype=np.float32) -> np.ndarray:
+        """The rows as one array: of ``dtype`` when every feature is a number, else of
+        objects."""
         columns = list(self.columns.values())
+        if not columns:
+            return np.empty((self.n, 0), dtype=dtype)
         if all(np.asarray(c).dtype.kind == "f" for c in columns):
-            return np.column_stack(columns).astype(np.float32) if columns else \
-                np.empty((self.n, 0), dtype=np.float32)
+            return np.column_stack(columns).astype(dtype, copy=False)
         return np.column_stack([np.asarray(c, dtype=object) for c in columns])
 
 
