@@ -39,6 +39,8 @@ EXIT_STOPPED = 143  # 128 + SIGTERM, what a shell reports for a stopped job
 RESERVED_BYTES = 4096
 FALLOC_FL_KEEP_SIZE = 0x01  # linux/falloc.h: allocate blocks, leave the size at 0
 
+OUT_OF_MEMORY = ("ran out of memory (MemoryError): use an instance type with more memory, or "
+                 "give the job less data at once")
 DEFAULT_MEMORY_ADVICE = ("use an instance type with more memory, or give the job less data "
                          "at once")
 
@@ -211,11 +213,15 @@ def run_stage(stage: str, main: Callable[[], None], failure_files: list[Path], *
             release_reason(failure_files)
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure must be reported
-        trace = "".join(traceback.format_exception(exc)).rstrip()
         if isinstance(exc, MemoryError):
-            # The frames hold what filled the memory: free it before going on.
+            # The frames' variables hold what filled the memory: free it before
+            # anything else needs some (the traceback keeps its lines).
             traceback.clear_frames(exc.__traceback__)
-        reason, code = reason_for(exc, stage, what, memory_advice)
+        try:
+            trace = "".join(traceback.format_exception(exc)).rstrip()
+            reason, code = reason_for(exc, stage, what, memory_advice)
+        except MemoryError:  # what is still held leaves no room to say more
+            trace, reason, code = "", OUT_OF_MEMORY, EXIT_INTERNAL_ERROR
         # The reason is the log's last line, so the end of the log and the failure
         # file say the same thing.
         log.log(logging.ERROR if is_internal(exc) else logging.DEBUG, "%s", trace)

@@ -28,6 +28,7 @@ STAGE = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {root!r})
     from sklearn_byoc.common.errors import UserError
+    from sklearn_byoc.common import failure
     from sklearn_byoc.common.failure import run_stage
 
     def main():
@@ -41,6 +42,12 @@ STAGE = textwrap.dedent("""
             time.sleep(30)
         if what == "exit3":
             sys.exit(3)
+        if what == "no_room_left":
+            # Nothing can be allocated any more, not even for the reason.
+            def no_room(*args):
+                raise MemoryError()
+            failure.reason_for = no_room
+            raise MemoryError()
 
     out = Path(os.environ["OUT"])
     files = [out / name for name in os.environ["FILES"].split(",")]
@@ -83,6 +90,14 @@ def test_unexpected_error_is_internal_with_exit_two(tmp_path):
     # The full traceback is in the log, not in the reason.
     assert "Traceback (most recent call last)" in result.stderr
     assert "Traceback" not in text
+
+
+def test_no_room_even_for_the_reason_still_writes_one(tmp_path):
+    result = run(tmp_path, "no_room_left")
+    assert result.returncode == EXIT_INTERNAL_ERROR
+    assert (tmp_path / "output" / "failure").read_text() == (
+        "ran out of memory (MemoryError): use an instance type with more memory, or give the "
+        "job less data at once\n")
 
 
 def test_processing_writes_message_and_failure(tmp_path):
