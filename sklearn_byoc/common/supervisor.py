@@ -28,7 +28,8 @@ import sys
 from pathlib import Path
 
 from sklearn_byoc.common.child_process import ChildResult, run_child
-from sklearn_byoc.common.failure import (EXIT_STOPPED, has_reason, one_line,
+from sklearn_byoc.common.disk import size_text
+from sklearn_byoc.common.failure import (EXIT_STOPPED, has_reason, memory_limit_text, one_line,
                                          out_of_memory_reason, run_stage, write_reason)
 
 log = logging.getLogger("stage")
@@ -58,10 +59,15 @@ def run_worker(stage: str, target: str, args: list[str], failure_files: list[Pat
     log.debug("starting %s in a worker process", what)
     result = run_child(argv, label=what,
                        executable=SELF if os.path.exists(SELF) else None)
-    log.debug("%s ended with code %d, peak memory %s bytes, OOM kills %s", what,
-              result.returncode, result.peak_bytes, result.oom_kills)
     if result.returncode == 0:
+        if result.peak_bytes:
+            # What sizing the instance type needs to know.
+            limit = memory_limit_text()
+            log.info("%s used at most %s of memory%s", what, size_text(result.peak_bytes),
+                     f" (of {limit})" if limit else "")
         return
+    log.debug("%s ended with code %d; the out-of-memory killer killed %s process(es) "
+              "meanwhile", what, result.returncode, result.oom_kills)
     if not has_reason(failure_files):
         reason = worker_reason(what, result, memory_advice)
         log.error("%s failed: %s", stage, one_line(reason))

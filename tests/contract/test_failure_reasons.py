@@ -379,3 +379,7 @@ def test_processing_log_level_from_the_environment(tmp_path):
     loud = run_stage("processing", base, ["--target", "churn"],
                      env={"SAGEMAKER_CONTAINER_LOG_LEVEL": "info"})
     assert "INFO" in levels(loud.stderr) and "DEBUG" not in levels(loud.stderr)
+    # A run that succeeds says how much memory its work took, for sizing the instance.
+    used = re.search(r"INFO processing prepare used at most ([0-9.]+) MiB of memory \(of ",
+                     loud.stderr)
+    assert used and 20 < float(used[1]) < 4096, loud.stderr[-2000:]
