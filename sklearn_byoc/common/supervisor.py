@@ -66,8 +66,6 @@ def run_worker(stage: str, target: str, args: list[str], failure_files: list[Pat
             log.info("%s used at most %s of memory%s", what, size_text(result.peak_bytes),
                      f" (of {limit})" if limit else "")
         return
-    log.debug("%s ended with code %d; the out-of-memory killer killed %s process(es) "
-              "meanwhile", what, result.returncode, result.oom_kills)
     if not has_reason(failure_files):
         reason = worker_reason(what, result, memory_advice)
         log.error("%s failed: %s", stage, one_line(reason))
