@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sklearn_byoc.common.cgroups import cpu_quota_count
 from sklearn_byoc.common.errors import UserError
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
@@ -349,8 +350,15 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise UserError(f"environment variable {name} must be true or false, got {raw!r}")
 
 
-def cpu_count() -> int:
+def cpu_count(root: Path | None = None) -> int:
+    """The CPUs this process may use: its affinity mask (``docker run --cpuset-cpus``,
+    ``taskset``), capped by its cgroup's CPU quota rounded up (``docker run --cpus=1.5``
+    gives 2).  ``root`` stands for ``/`` when reading the cgroup files (tests)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    quota = cpu_quota_count(root)
+    if quota is not None:
+        cpus = min(cpus, quota)
+    return max(1, cpus)

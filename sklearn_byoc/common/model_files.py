@@ -134,23 +134,25 @@ def library_versions() -> dict[str, str]:
 def save_model(model_dir: Path, model: Any, metadata: ModelMetadata) -> None:
     import joblib
 
-    model_dir.mkdir(parents=True, exist_ok=True)
-    # A run killed while saving leaves its temporary files behind.
-    for name in (MODEL_FILE, METADATA_FILE):
-        (model_dir / f".{name}.partial").unlink(missing_ok=True)
-    staged = []
+    from sklearn_byoc.common.disk import writing
+
+    model_tmp = model_dir / f".{MODEL_FILE}.partial"
+    meta_tmp = model_dir / f".{METADATA_FILE}.partial"
+    text = json.dumps(metadata.to_json(), indent=2, default=str) + "\n"
     try:
-        model_tmp = model_dir / f".{MODEL_FILE}.partial"
-        joblib.dump(model, model_tmp)
-        staged.append((model_tmp, model_dir / MODEL_FILE))
-        meta_tmp = model_dir / f".{METADATA_FILE}.partial"
-        meta_tmp.write_text(json.dumps(metadata.to_json(), indent=2, default=str) + "\n",
-                            encoding="utf-8")
-        staged.append((meta_tmp, model_dir / METADATA_FILE))
-        for tmp, final in staged:
-            os.replace(tmp, final)
+        with writing(model_dir, "the model", partial=model_tmp):
+            model_dir.mkdir(parents=True, exist_ok=True)
+            # A run killed while saving leaves its temporary files behind.
+            for tmp in (model_tmp, meta_tmp):
+                tmp.unlink(missing_ok=True)
+            joblib.dump(model, model_tmp)
+        with writing(model_dir, "the model's metadata", partial=meta_tmp,
+                     needed=len(text.encode("utf-8"))):
+            meta_tmp.write_text(text, encoding="utf-8")
+        os.replace(model_tmp, model_dir / MODEL_FILE)
+        os.replace(meta_tmp, model_dir / METADATA_FILE)
     finally:
-        for tmp, _ in staged:
+        for tmp in (model_tmp, meta_tmp):
             if tmp.exists():
                 tmp.unlink()
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from sklearn_byoc.common.contract import Paths
+from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import classification_metrics, regression_metrics
 from sklearn_byoc.common.model_files import LoadedModel, ModelMetadata, load_model
@@ -431,10 +432,12 @@ def _svg(width: int, height: int, parts: list[str]) -> str:
 # -- the stage ----------------------------------------------------------------------
 def write_text(path: Path, text: str) -> None:
     """Write under a temporary name, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        partial.write_text(text, encoding="utf-8")
+        with writing(path.parent, "the evaluation", partial=partial,
+                     needed=len(text.encode("utf-8"))):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(text, encoding="utf-8")
         os.replace(partial, path)
     finally:
         if partial.exists():

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from sklearn_byoc.common.contract import Paths, ResourceConfig
+from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
 
@@ -137,12 +138,13 @@ def split(frame: pd.DataFrame, target: str, task: str, fractions: dict[str, floa
     return {name: parts[name] for name in SPLITS}
 
 
-def write_csv(frame: pd.DataFrame, path: Path, *, header: bool) -> None:
+def write_csv(frame: pd.DataFrame, path: Path, *, header: bool, what: str) -> None:
     """Write under a temporary name, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        frame.to_csv(partial, index=False, header=header)
+        with writing(path.parent, what, partial=partial):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(partial, index=False, header=header)
         os.replace(partial, path)
     finally:
         if partial.exists():
@@ -174,11 +176,12 @@ def prepare(argv: list[str], paths: Paths) -> dict[str, Path]:
         if name != "train" and options.fractions[name] <= 0:
             continue
         path = options.output_dir / name / f"{name}{suffix}.csv"
-        write_csv(part, path, header=True)
+        write_csv(part, path, header=True, what=f"the {name} split")
         written[name] = path
     if options.fractions["test"] > 0:
         path = options.output_dir / "test_features" / f"test_features{suffix}.csv"
-        write_csv(parts["test"].drop(columns=[target]), path, header=False)
+        write_csv(parts["test"].drop(columns=[target]), path, header=False,
+                  what="the test features")
         written["test_features"] = path
 
     log.info("%s; task %s, target %r", ", ".join(f"{k} {v}" for k, v in counts.items()), task,

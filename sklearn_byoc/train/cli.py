@@ -1,20 +1,62 @@
 """``train``: the SageMaker training job entry point.
 
-Reads the job's configuration from /opt/ml/input, fits a model and writes it
-to /opt/ml/model; on failure, writes the reason to /opt/ml/output/failure and
-exits non-zero.
+This process reads the job's configuration and supervises the work (see
+``common/supervisor.py``): the built-in trainer runs in a worker process, a
+user's program (script mode) in a child process, so that a job killed for
+memory still gets a failure reason.
 """
-from sklearn_byoc.common.contract import Hyperparameters, Paths, read_input_data_config
+import os
+import sys
+
+from sklearn_byoc.common.contract import (Hyperparameters, Paths, decode_value,
+                                          read_input_data_config)
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.failure import run_stage
+from sklearn_byoc.common.logs import LOG_LEVEL_ENV, LOG_LEVEL_HYPERPARAMETER, log_level, set_level
+
+HELP_ARGS = ("-h", "--help", "help")
+USAGE = """\
+train: a SageMaker training job (SageMaker starts the image with the command "train").
+
+It takes no arguments; it reads the job from /opt/ml (SAGEMAKER_BASE_DIR moves the tree):
+  input/config/hyperparameters.json  model, target, task, header, validation_fraction, seed,
+                                     and parameters of the chosen estimator (n_estimators, ...)
+  input/config/inputdataconfig.json  the channels: CSV files in input/data/<channel>/, the
+                                     channel train or training (or the only one), and
+                                     validation (optional)
+and writes the model to model/, the metrics to output/data/metrics.json and, when the
+job fails, the reason to output/failure (the job's FailureReason).
+
+With the hyperparameter sagemaker_program (a framework estimator's entry_point) it runs
+that program instead, as sagemaker-training-toolkit does.
+
+Log level: the hyperparameter sagemaker_container_log_level, else the environment
+variable SAGEMAKER_CONTAINER_LOG_LEVEL: 10 (DEBUG), 20 (INFO, the default), 30
+(WARNING), 40 (ERROR), or the level's name."""
+
+WHAT = "the training"
+MEMORY_ADVICE = ("use an instance type with more memory, train on fewer rows, or pick a "
+                 "model that needs less (model=linear, or fewer and shallower trees)")
+
+
+def training_log_level(raw_hyperparameters: dict) -> int:
+    """The hyperparameter framework estimators send, else the environment variable, as
+    sagemaker-training-toolkit reads them."""
+    if LOG_LEVEL_HYPERPARAMETER in raw_hyperparameters:
+        return log_level(decode_value(raw_hyperparameters[LOG_LEVEL_HYPERPARAMETER]),
+                         f"the hyperparameter {LOG_LEVEL_HYPERPARAMETER}")
+    return log_level(os.environ.get(LOG_LEVEL_ENV),
+                     f"the environment variable {LOG_LEVEL_ENV}")
 
 
 def main(args: list[str]) -> None:
     if args:
         raise UserError(f"train takes no arguments (got {' '.join(args)}); it reads its "
-                        "settings from hyperparameters.json")
+                        "settings from hyperparameters.json (train --help says more)")
     paths = Paths.from_env()
     hyperparameters = Hyperparameters.read(paths.hyperparameters_file)
+    level = training_log_level(hyperparameters.raw)
+    set_level(level)
     input_config = read_input_data_config(paths.inputdataconfig_file)
 
     # A framework estimator (entry_point=...) names the user's program in
@@ -27,8 +69,20 @@ def main(args: list[str]) -> None:
         run_training(paths, hyperparameters.raw, input_config)
         return
 
+    from sklearn_byoc.common.supervisor import run_worker
+
+    run_worker("train", "sklearn_byoc.train.cli:train_builtin", [], [paths.failure_file],
+               what=WHAT, level=level, memory_advice=MEMORY_ADVICE)
+
+
+def train_builtin(_args: list[str]) -> None:
+    """The built-in trainer, in the worker process."""
     from sklearn_byoc.train.trainer import train
 
+    paths = Paths.from_env()
+    hyperparameters = Hyperparameters.read(paths.hyperparameters_file)
+    hyperparameters.used.add(LOG_LEVEL_HYPERPARAMETER)  # the supervisor applied it
+    input_config = read_input_data_config(paths.inputdataconfig_file)
     result = train(paths, hyperparameters, input_config)
     for line in result.metric_lines:
         print(line, flush=True)
@@ -38,5 +92,8 @@ def run(argv: list[str]) -> None:
     """The ``train`` command; exits with the stage's status."""
     # SageMaker runs the image with the command "train"; a shim may pass it on.
     args = [a for a in argv if a != "train"]
+    if any(a in HELP_ARGS for a in args):
+        print(USAGE)
+        sys.exit(0)
     paths = Paths.from_env()
     run_stage("train", lambda: main(args), [paths.failure_file])

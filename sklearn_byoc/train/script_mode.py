@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from sklearn_byoc.common.contract import Paths, cpu_count, read_json_file
+from sklearn_byoc.common.contract import Paths, read_json_file
+from sklearn_byoc.common.disk import VOLUME_SETTINGS
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.failure import write_reason
-from sklearn_byoc.train.child_process import ChildResult, run_child
+from sklearn_byoc.common.failure import has_reason, out_of_memory_reason, write_reason
+from sklearn_byoc.common.logs import LOG_LEVEL_HYPERPARAMETER
+from sklearn_byoc.common.child_process import ChildResult, run_child
 from sklearn_byoc.train.user_code import (CodeFolder, describe_folder, install_requirements, locate_code,
                              requirement_files)
 
@@ -37,7 +39,7 @@ log = logging.getLogger("train")
 
 PROGRAM_KEY = "sagemaker_program"
 SUBMIT_DIR_KEY = "sagemaker_submit_directory"
-LOG_LEVEL_KEY = "sagemaker_container_log_level"
+LOG_LEVEL_KEY = LOG_LEVEL_HYPERPARAMETER
 JOB_NAME_KEY = "sagemaker_job_name"
 REGION_KEY = "sagemaker_region"
 SAGEMAKER_PREFIX = "sagemaker_"
@@ -51,6 +53,7 @@ TOOLKIT_KEYS = frozenset({
 })
 DEFAULT_LOG_LEVEL = logging.INFO  # 20, the toolkit's default
 MAX_REASON_LINE = 800  # leaves room for the exit code inside SageMaker's 1024 characters
+MEMORY_ADVICE = "use an instance type with more memory, or make the program use less"
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -196,6 +199,12 @@ def module_name(program: str) -> str:
 
 
 # -- the environment -------------------------------------------------------------
+def num_cpus() -> int:
+    """SM_NUM_CPUS as sagemaker-training-toolkit computes it: ``multiprocessing.cpu_count()``,
+    every CPU of the machine, whatever the affinity mask or the cgroup quota."""
+    return os.cpu_count() or 1
+
+
 def num_gpus() -> int:
     """GPUs visible to the container, counted like the toolkit does (nvidia-smi)."""
     smi = shutil.which("nvidia-smi")
@@ -254,7 +263,7 @@ def training_env(paths: Paths, raw_hyperparameters: dict[str, Any],
         "module_dir": submit_directory or str(code_dir),
         "module_name": module_name(program),
         "network_interface_name": resource_config.get("network_interface_name", "eth0"),
-        "num_cpus": cpu_count(),
+        "num_cpus": num_cpus(),
         "num_gpus": num_gpus(),
         "output_data_dir": str(paths.output_data_dir),
         "output_dir": str(paths.output_dir),
@@ -319,7 +328,7 @@ def child_environment(extra: dict[str, str], code_dir: Path | None) -> dict[str,
 
 
 # -- failure reporting -----------------------------------------------------------
-def failure_reason(label: str, result: ChildResult) -> str:
+def failure_reason(label: str, result: ChildResult, stage: str = "train") -> str:
     """One line for FailureReason: the program's own last error line first, then how it
     ended.  The line is cut so the exit code survives the 1024-character limit."""
     last = result.last_error_line()
@@ -331,10 +340,27 @@ def failure_reason(label: str, result: ChildResult) -> str:
     if result.stopped_by:
         return f"stopped by {result.stopped_by}: {ended}" + (
             f" (its last error line: {last})" if last else "")
-    return f"{last} ({ended})" if last else f"{ended} and printed nothing on stderr"
+    oom = result.oom_killed
+    if oom or oom is None:
+        how = ("was killed by the kernel's out-of-memory killer" if oom else
+               "was killed by SIGKILL with no stop request, which is what the kernel's "
+               "out-of-memory killer does")
+        return out_of_memory_reason(label, f"{how} (exited with code {result.returncode})",
+                                    result.peak_bytes, MEMORY_ADVICE)
+    if last.startswith("MemoryError"):
+        return out_of_memory_reason(label, f"raised {last} ({ended})", result.peak_bytes,
+                                    MEMORY_ADVICE)
+    reason = f"{last} ({ended})" if last else f"{ended} and printed nothing on stderr"
+    if "No space left on device" in last or "Disk quota exceeded" in last:
+        reason += f": the job's storage volume is full; {VOLUME_SETTINGS[stage]}"
+    elif result.oom_kills:
+        reason += (f"; meanwhile the kernel's out-of-memory killer killed {result.oom_kills} "
+                   f"process(es) of the job: {MEMORY_ADVICE}")
+    return reason
 
 
-def finish(label: str, result: ChildResult, failure_files: Iterable[Path]) -> None:
+def finish(label: str, result: ChildResult, failure_files: Iterable[Path],
+           stage: str = "train") -> None:
     """Make the program's outcome the stage's: exit with its code, explain a failure."""
     failure_files = list(failure_files)
     code = result.returncode
@@ -343,11 +369,10 @@ def finish(label: str, result: ChildResult, failure_files: Iterable[Path]) -> No
     if code == 0:
         log.info("%s finished", label)
         return
-    written = [p for p in failure_files if p.exists()]
-    reason = failure_reason(label, result)
+    reason = failure_reason(label, result, stage)
     log.error("%s", reason)
-    if written:
-        log.info("%s wrote its own failure reason to %s; keeping it", label, written[0])
+    if has_reason(failure_files):
+        log.info("%s wrote its own failure reason; keeping it", label)
     else:
         write_reason(reason, failure_files)
     raise SystemExit(code)
@@ -422,4 +447,4 @@ def run_processing_script(argv: list[str], paths: Paths) -> None:
     # The working folder stays the job's, so relative paths in ARGS mean what
     # the job definition meant.
     result = run_child([*program.argv_prefix, *args], env=env)
-    finish(label, result, [paths.message_file, paths.failure_file])
+    finish(label, result, [paths.message_file, paths.failure_file], stage="processing")

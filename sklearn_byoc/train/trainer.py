@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from sklearn_byoc.common.contract import Hyperparameters, Paths, is_platform_key
+from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
                             metric_names, regression_metrics)
@@ -243,9 +244,11 @@ def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResu
     )
     remove_model(paths.model_dir)
     save_model(paths.model_dir, pipeline, metadata)
-    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
-    (paths.output_data_dir / "metrics.json").write_text(
-        json.dumps({"objective": objective, **metrics}, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps({"objective": objective, **metrics}, indent=2) + "\n"
+    with writing(paths.output_data_dir, "the metrics", needed=len(text.encode("utf-8")),
+                 file="metrics.json"):
+        paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+        (paths.output_data_dir / "metrics.json").write_text(text, encoding="utf-8")
     log.info("wrote the model to %s in %.2f s overall", paths.model_dir,
              time.monotonic() - started)
     return TrainingResult(metadata, metrics, metric_lines(metrics, objective))

@@ -22,7 +22,7 @@ from sklearn_byoc.common.archives import safe_extract
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.s3 import download_object
-from sklearn_byoc.train.child_process import ChildResult, run_child
+from sklearn_byoc.common.child_process import ChildResult, run_child
 
 log = logging.getLogger("train")
 

@@ -3,6 +3,7 @@ requirements.txt, and running the program as a child process."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from sklearn_byoc.common.errors import UserError
 from tests.fixtures.code_archives import (HOSTILE_KINDS, USER_SCRIPT, S3Emulator,
                                           hostile_archive, make_wheel, tar_folder)
 from sklearn_byoc.train import script_mode as sm
-from sklearn_byoc.train.child_process import ChildResult, exit_status, run_child
+from sklearn_byoc.common.child_process import ChildResult, exit_status, run_child
 from sklearn_byoc.train.user_code import (fresh_folder, install_requirements, locate_code, pip_error,
                              requirement_files)
 
@@ -124,7 +125,8 @@ def test_env_vars_describe_the_job_like_the_toolkit(tmp_path):
     assert json.loads(out["SM_HOSTS"]) == ["algo-1", "algo-2"]
     assert out["SM_CURRENT_HOST"] == "algo-2"
     assert out["SM_NETWORK_INTERFACE_NAME"] == "ethwe"
-    assert out["SM_NUM_CPUS"] == str(sm.cpu_count())
+    # sagemaker-training-toolkit's value: multiprocessing.cpu_count()
+    assert out["SM_NUM_CPUS"] == str(multiprocessing.cpu_count())
     assert out["SM_NUM_GPUS"].isdigit()
     assert out["SM_MODULE_NAME"] == "train"
     assert out["SM_USER_ENTRY_POINT"] == "train.py"
