@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.serve import access
 from sklearn_byoc.serve.config import ServerConfig
+from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.invocation import Body, ModelService, invoke
-from sklearn_byoc.serve.media import RequestContext
+from sklearn_byoc.serve.media import INFERENCE_ID, RequestContext
 from sklearn_byoc.serve.user_code import HandlerError
 
 log = logging.getLogger("serve")
@@ -50,11 +54,13 @@ def request_body() -> Body:
 
 def request_context(config: ServerConfig) -> RequestContext:
     return RequestContext.from_headers(request.headers, default_accept=config.default_accept,
-                                       default_output=config.default_output)
+                                       default_output=config.default_output,
+                                       request_id=g.request_id)
 
 
 def answer_invocation(service: ModelService, config: ServerConfig) -> Response:
     answer = invoke(service, request_body(), request_context(config))
+    g.answer = answer
     response = Response(answer.body, status=answer.status)
     # Set as given: NumpyDeserializer compares the type exactly (no charset added).
     response.headers["Content-Type"] = answer.content_type
@@ -66,6 +72,28 @@ def base_app(config: ServerConfig, execution_parameters=None) -> Flask:
     execution_parameters_fn, answering GET /execution-parameters in place of the built-in."""
     app = Flask("serve")
     app.config["MAX_CONTENT_LENGTH"] = config.max_payload_bytes
+
+    @app.before_request
+    def start_request():
+        g.started = time.perf_counter()
+        g.request_id = request.headers.get(INFERENCE_ID) or uuid.uuid4().hex[:16]
+        g.id_token = access.current_request.set(g.request_id)
+
+    @app.after_request
+    def log_request(response: Response):
+        answer = g.get("answer")
+        access.log_request(request.method, request.path, response.status_code,
+                           response.content_length, time.perf_counter() - g.started,
+                           rows=answer.rows if answer else None,
+                           timings=answer.timings if answer else None,
+                           model=g.get("model"), reason=g.get("reason"))
+        return response
+
+    @app.teardown_request
+    def end_request(_exc):
+        token = g.pop("id_token", None)
+        if token is not None:
+            access.current_request.reset(token)
 
     @app.get("/ping")
     def ping():
@@ -80,6 +108,8 @@ def base_app(config: ServerConfig, execution_parameters=None) -> Flask:
 
     @app.errorhandler(UserError)
     def user_error(exc: UserError):
+        g.reason = exc.log_reason() if isinstance(exc, RequestError) else \
+            f"{type(exc).__name__}"
         return plain(str(exc), exc.status)
 
     @app.errorhandler(HandlerError)
@@ -88,6 +118,7 @@ def base_app(config: ServerConfig, execution_parameters=None) -> Flask:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc):
+        g.reason = "body above the payload limit"
         return plain(
             f"the request body is larger than the {config.max_payload_mb} MB limit; send "
             "smaller batches, or raise the limit with SAGEMAKER_MAX_PAYLOAD_IN_MB "
@@ -96,6 +127,7 @@ def base_app(config: ServerConfig, execution_parameters=None) -> Flask:
     def unreadable_body(exc: Exception):
         # gunicorn reads the body as the app asks for it: a malformed chunked
         # encoding or a body cut short is the caller's error, not the model's.
+        g.reason = f"unreadable body ({type(exc).__name__})"
         return plain(f"the request body cannot be read ({type(exc).__name__}: {exc}); send "
                      "a complete body with a correct Content-Length or chunked encoding", 400)
 
@@ -104,6 +136,7 @@ def base_app(config: ServerConfig, execution_parameters=None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        g.reason = f"{exc.code} {exc.name}"
         return plain(f"{exc.code} {exc.name}: {request.method} {request.path}", exc.code or 500)
 
     @app.errorhandler(Exception)

@@ -20,10 +20,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
+import dataclasses
 import logging
 
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.failure import configure_logging, one_line
+from sklearn_byoc.common.failure import one_line
+from sklearn_byoc.common.logs import LOG_LEVEL_ENV, configure_logging, log_level, set_level
 
 log = logging.getLogger("serve")
 
@@ -40,8 +42,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     configure_logging("serve")
+    # What the SDK's container_log_level sends ("20" by default for SKLearnModel).
+    level = log_level(os.environ.get(LOG_LEVEL_ENV), f"the environment variable {LOG_LEVEL_ENV}")
+    set_level(level)
+    from sklearn_byoc.serve.access import install_request_ids
     from sklearn_byoc.serve.user_code import HandlerError
 
+    install_request_ids()
     try:
         app, config = build_app(args)
     except (UserError, HandlerError) as exc:
@@ -59,6 +66,7 @@ def build_app(args):
     from sklearn_byoc.serve.invocation import ModelService
 
     config = ServerConfig.from_env(host=args.host, port=args.port)
+    config = dataclasses.replace(config, log_level=logging.getLogger().level)
     if config.multi_model:
         from sklearn_byoc.serve.multi_model import MultiModelHost, Registry, default_budget
         from sklearn_byoc.serve.multi_model_app import create_multi_model_app

@@ -48,6 +48,7 @@ class ServerConfig:
     default_output: str = "label"
     multi_model: bool = False
     serverless: bool = False
+    log_level: int = 20  # logging.INFO
 
     @classmethod
     def from_env(cls, *, host: str | None = None, port: int | None = None) -> "ServerConfig":

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -55,6 +56,22 @@ class Answer:
     body: bytes
     content_type: str
     status: int = 200
+    rows: int | None = None
+    # Seconds spent in each layer (decode, predict, encode; transform for transform_fn).
+    timings: dict = field(default_factory=dict)
+
+
+class Clock:
+    """Adds up the time spent in each layer of one request."""
+
+    def __init__(self):
+        self.spent = {"decode": 0.0, "predict": 0.0, "encode": 0.0}
+        self._started = time.perf_counter()
+
+    def lap(self, layer: str) -> None:
+        now = time.perf_counter()
+        self.spent[layer] = self.spent.get(layer, 0.0) + now - self._started
+        self._started = now
 
 
 class Body:
@@ -137,7 +154,8 @@ def user_input(model: ServedModel, data, context: RequestContext):
     return data.array(np.float64 if context.media.kind == NPY else np.float32)
 
 
-def decode_and_predict(model: ServedModel, body: Body, context: RequestContext) -> Prediction:
+def decode_and_predict(model: ServedModel, body: Body, context: RequestContext,
+                       clock: Clock) -> Prediction:
     """The built-in input and predict layers together: a large CSV body block by block."""
     media = context.media
     probabilities = context.output != "label"
@@ -146,13 +164,19 @@ def decode_and_predict(model: ServedModel, body: Body, context: RequestContext) 
         parts, row = [], 1
         for block in body.blocks():
             records = reader.read(block, row)
+            clock.lap("decode")
             row += records.n
             if records.n:
                 parts.append(model.predict(records, probabilities=probabilities))
+            clock.lap("predict")
         if not parts:
             raise RequestError("the request body is empty; send at least one row")
         return Prediction.concat(parts)
-    return default_predict(model, default_input(model, body, context), context)
+    data = default_input(model, body, context)
+    clock.lap("decode")
+    prediction = default_predict(model, data, context)
+    clock.lap("predict")
+    return prediction
 
 
 def default_predict(model: ServedModel, data, context: RequestContext) -> Prediction:
@@ -194,13 +218,15 @@ def as_answer(result: Any, default_type: str) -> Answer:
 def invoke(service: ModelService, body: Body, context: RequestContext) -> Answer:
     """One request through the one chain of layers."""
     code, model = service.code, service.model
+    clock = Clock()
     output = context.output  # an unknown output= is a 400 before anything runs
     transform_fn = code.get("transform_fn")
     if transform_fn is not None:
         result = transform_fn(model.estimator, handler_body(body, context),
                               context.handler_content_type, context.handler_accept,
                               context=context)
-        return as_answer(result, context.handler_accept)
+        clock.lap("transform")
+        return _timed(as_answer(result, context.handler_accept), clock, None)
 
     input_fn, predict_fn, output_fn = (code.get(n) for n in ("input_fn", "predict_fn",
                                                                "output_fn"))
@@ -209,22 +235,36 @@ def invoke(service: ModelService, body: Body, context: RequestContext) -> Answer
     if output_fn is None:
         context.answer_type  # an Accept nothing can answer is a 406 before predicting
     if input_fn is None and predict_fn is None:
-        prediction = decode_and_predict(model, body, context)
+        prediction = decode_and_predict(model, body, context, clock)
     else:
         if input_fn is not None:
             data = input_fn(handler_body(body, context), context.handler_content_type,
                             context=context)
         else:
             data = default_input(model, body, context)
+        clock.lap("decode")
         if predict_fn is not None:
             prediction = predict_fn(user_input(model, data, context), model.estimator,
                                     context=context)
         else:
             prediction = default_predict(model, data, context)
+        clock.lap("predict")
 
     if output_fn is not None:
         value = prediction.as_value(output) if isinstance(prediction, Prediction) \
             else prediction
-        return as_answer(output_fn(value, context.handler_accept, context=context),
-                         context.handler_accept)
-    return default_output(prediction, context)
+        answer = as_answer(output_fn(value, context.handler_accept, context=context),
+                           context.handler_accept)
+    else:
+        answer = default_output(prediction, context)
+    clock.lap("encode")
+    return _timed(answer, clock, prediction)
+
+
+def _timed(answer: Answer, clock: Clock, prediction) -> Answer:
+    answer.timings = clock.spent
+    try:
+        answer.rows = len(prediction) if prediction is not None else None
+    except TypeError:  # a user's predict_fn may return anything
+        answer.rows = None
+    return answer

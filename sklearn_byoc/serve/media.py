@@ -152,6 +152,7 @@ class RequestContext:
 
     @classmethod
     def from_headers(cls, headers, **defaults) -> "RequestContext":
+        """``defaults``: the endpoint's default accept and output, and the request id."""
         return cls(content_type=headers.get("Content-Type"), accept=headers.get("Accept"),
                    custom_attributes=headers.get(CUSTOM_ATTRIBUTES),
                    inference_id=headers.get(INFERENCE_ID), headers=dict(headers), **defaults)

@@ -50,17 +50,20 @@ MODEL_LIBRARIES = ("joblib", "pandas", "sklearn.pipeline", "sklearn.compose", "s
 
 class ModelConflict(RequestError):
     status = 409
-    kind = "ConflictStatusException"
+    default_kind = "model already loaded"
+    type_name = "ConflictStatusException"  # the multi-model server's name for it
 
 
 class ModelNotLoaded(RequestError):
     status = 404
-    kind = "ModelNotFoundException"
+    default_kind = "model not loaded"
+    type_name = "ModelNotFoundException"
 
 
 class InsufficientMemory(RequestError):
     status = 507
-    kind = "InsufficientMemoryException"
+    default_kind = "model does not fit the memory budget"
+    type_name = "InsufficientMemoryException"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.serve.app import answer_invocation, base_app
@@ -48,7 +48,9 @@ def create_multi_model_app(host: MultiModelHost, config: ServerConfig) -> Flask:
             try:
                 return view(*args, **kwargs)
             except UserError as exc:
-                return json_error(exc.status, str(exc), getattr(exc, "kind", None))
+                g.reason = exc.log_reason() if hasattr(exc, "log_reason") else \
+                    type(exc).__name__
+                return json_error(exc.status, str(exc), getattr(exc, "type_name", None))
             except HandlerError as exc:
                 return json_error(500, f"the model's inference code failed: {exc}")
         wrapper.__name__ = view.__name__
@@ -89,6 +91,7 @@ def create_multi_model_app(host: MultiModelHost, config: ServerConfig) -> Flask:
     def get_model(name):
         entry = host.registry.get(name)
         if entry is None:
+            g.reason = "model not loaded"
             return json_error(404, f"model {name!r} is not loaded")
         return as_json({"modelName": entry.name, "modelUrl": entry.url})
 
@@ -100,10 +103,12 @@ def create_multi_model_app(host: MultiModelHost, config: ServerConfig) -> Flask:
 
     @app.post("/models/<name>/invoke")
     def invoke_model(name):
+        g.model = name
         try:
             service = host.service(name)
         except ModelNotLoaded as exc:
-            return json_error(exc.status, str(exc), exc.kind)
+            g.reason = exc.log_reason()
+            return json_error(exc.status, str(exc), exc.type_name)
         return answer_invocation(service, config)
 
     @app.post("/invocations")
@@ -112,6 +117,7 @@ def create_multi_model_app(host: MultiModelHost, config: ServerConfig) -> Flask:
         if not name:
             raise UserError(f"this is a multi-model endpoint: name the model in the "
                             f"{TARGET_MODEL} header or call POST /models/<name>/invoke")
+        g.model = name
         return answer_invocation(host.service(name), config)
 
     return app

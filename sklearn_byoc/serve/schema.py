@@ -89,15 +89,16 @@ class Schema:
                 first = int(bad[0])
                 raise RequestError(
                     f"row {first_row + first}, feature {name!r}: {_short(cells[first])} "
-                    "is not a finite number; send a number, or an empty value for missing"
-                )
+                    "is not a finite number; send a number, or an empty value for missing",
+                    kind="not a finite number", row=first_row + first, feature=name)
         return values
 
     def _number(self, name: str, cell, row: int) -> float:
         if cell is None:
             return math.nan
         if isinstance(cell, bool):
-            raise RequestError(f"row {row}, feature {name!r}: expected a number, got {cell!r}")
+            raise RequestError(f"row {row}, feature {name!r}: expected a number, got {cell!r}",
+                               kind="not a number", row=row, feature=name)
         if isinstance(cell, float):
             return cell
         if isinstance(cell, int):
@@ -114,8 +115,8 @@ class Schema:
             except ValueError:
                 pass
         raise RequestError(
-            f"row {row}, feature {name!r}: expected a number, got {_short(cell)}"
-        )
+            f"row {row}, feature {name!r}: expected a number, got {_short(cell)}",
+            kind="not a number", row=row, feature=name)
 
     def categorical_column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
         out = np.empty(len(cells), dtype=object)
@@ -138,8 +139,8 @@ class Schema:
         if isinstance(cell, int):
             return str(cell)
         raise RequestError(
-            f"row {row}, feature {name!r}: expected a text or number value, got {_short(cell)}"
-        )
+            f"row {row}, feature {name!r}: expected a text or number value, got {_short(cell)}",
+            kind="not a text or number value", row=row, feature=name)
 
     def column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
         if self.kinds[name] == "numeric":
@@ -151,7 +152,7 @@ class Schema:
         """Rows of values in training feature order."""
         for i, row in enumerate(rows):
             if len(row) != self.width:
-                raise RequestError(self.width_message(len(row), first_row + i))
+                raise self.width_error(len(row), first_row + i)
         columns = {}
         for j, name in enumerate(self.names):
             columns[name] = self.column(name, [row[j] for row in rows], first_row)
@@ -160,7 +161,7 @@ class Schema:
     def from_numeric_array(self, rows: np.ndarray, *, first_row: int = 1) -> Records:
         """A 2-D array of numbers in training feature order (an NPY body)."""
         if rows.shape[1] != self.width:
-            raise RequestError(self.width_message(rows.shape[1], first_row))
+            raise self.width_error(rows.shape[1], first_row)
         columns = {}
         for j, name in enumerate(self.names):
             if self.kinds[name] == "numeric":
@@ -169,7 +170,8 @@ class Schema:
                 if len(bad):
                     raise RequestError(
                         f"row {first_row + int(bad[0])}, feature {name!r}: {values[bad[0]]} "
-                        "is not a finite number; send a number, or NaN for missing")
+                        "is not a finite number; send a number, or NaN for missing",
+                        kind="not a finite number", row=first_row + int(bad[0]), feature=name)
                 columns[name] = values
             else:
                 columns[name] = self.categorical_column(name, rows[:, j].tolist(), first_row)
@@ -183,18 +185,22 @@ class Schema:
             if unknown:
                 raise RequestError(
                     f"row {i + 1} has unknown feature(s) {', '.join(map(repr, unknown[:10]))}; "
-                    f"the model expects {self.describe()}"
-                )
+                    f"the model expects {self.describe()}", kind="unknown features", row=i + 1)
             if not any(k in known for k in row):
                 raise RequestError(f"row {i + 1} names none of the model's features; the model "
-                                   f"expects {self.describe()}")
+                                   f"expects {self.describe()}", kind="no known features",
+                                   row=i + 1)
         columns = {name: self.column(name, [row.get(name) for row in rows])
                    for name in self.names}
         return Records(columns, len(rows))
 
+    def width_error(self, got: int, row: int) -> RequestError:
+        return RequestError(self.width_message(got, row), kind="wrong number of values",
+                            row=row)
+
     def width_message(self, got: int, row: int) -> str:
         hint = ""
-        if got == self.width + 1:
+        if got == self.width + 1 and self.target:
             hint = (f" (it looks like the target column {self.target!r} is included; "
                     "send features only)")
         return f"row {row} has {got} values but the model expects {self.describe()}{hint}"

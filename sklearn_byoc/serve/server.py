@@ -32,6 +32,7 @@ import time
 from concurrent import futures
 from functools import partial
 
+from gunicorn import glogging
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
@@ -150,6 +151,21 @@ class SageMakerWorker(ThreadWorker):
         super().handle_quit(sig, frame)
 
 
+class ServeLogger(glogging.Logger):
+    """gunicorn's own lines through the stage's handler (one format, one level).
+
+    Requests are logged by the app (serve/access.py), not by gunicorn: a health
+    check that passes leaves no line.
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
+            logger.setLevel(logging.NOTSET)
+
+
 class RequestWatchdog:
     """Bounds every request by SAGEMAKER_MODEL_SERVER_TIMEOUT in threaded workers.
 
@@ -242,10 +258,10 @@ def gunicorn_options(config: ServerConfig) -> dict:
         "post_worker_init": watchdog.watch,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "keepalive": KEEPALIVE_SECONDS,
-        "accesslog": "-",
+        "accesslog": None,
         "errorlog": "-",
-        "loglevel": "info",
-        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        "loglevel": logging.getLevelName(config.log_level).lower(),
+        "logger_class": "sklearn_byoc.serve.server.ServeLogger",
         "preload_app": True,
         # Nothing may be written outside /tmp (serverless runs as non-root).
         "control_socket_disable": True,

@@ -43,8 +43,7 @@ def body_text(body: bytes, charset: str) -> str:
     except UnicodeDecodeError as exc:
         raise RequestError(
             f"the body is not valid {charset} (bad byte at position {exc.start}); send UTF-8 "
-            "text or name the charset in Content-Type"
-        ) from None
+            "text or name the charset in Content-Type", kind=f"not {charset} text") from None
 
 
 def strip_bom(body: bytes, media: MediaType) -> bytes:
@@ -114,12 +113,12 @@ class CsvReader:
         if unknown:
             raise RequestError(
                 f"the header row names unknown column(s) {', '.join(map(repr, unknown[:10]))}; "
-                f"the model expects {schema.describe()}")
+                f"the model expects {schema.describe()}", kind="unknown header columns")
         missing = [n for n in schema.names if n not in names]
         if missing:
             raise RequestError(
                 f"the header row lacks feature(s) {', '.join(map(repr, missing[:10]))}; "
-                f"the model expects {schema.describe()}")
+                f"the model expects {schema.describe()}", kind="header lacks features")
         return [schema.position.get(n) for n in names]
 
     # -- row by row -------------------------------------------------------------------------
@@ -142,7 +141,8 @@ class CsvReader:
         for i, row in enumerate(rows):
             if len(row) != width:
                 raise RequestError(f"row {first_row + i} has {len(row)} values but the header "
-                                   f"names {width}")
+                                   f"names {width}", kind="wrong number of values",
+                                   row=first_row + i)
         columns = {}
         for j, position in enumerate(mapping):
             if position is not None:
@@ -176,8 +176,9 @@ class CsvReader:
         if bad is not None:
             record, got = bad
             row = first_row + record - 1
-            raise RequestError(schema.width_message(got, row) if self.mapping is None else
-                               f"row {row} has {got} values but the header names {width}")
+            raise schema.width_error(got, row) if self.mapping is None else RequestError(
+                f"row {row} has {got} values but the header names {width}",
+                kind="wrong number of values", row=row)
         # Text columns as pandas categories: the C parser hashes each distinct
         # value once, and the fast preprocessing works on the codes.
         dtypes = {j: (np.float64 if p is not None and schema.kinds[schema.names[p]] == "numeric"
@@ -198,7 +199,8 @@ class CsvReader:
                 if np.isinf(values).any():
                     row = first_row + int(np.flatnonzero(np.isinf(values))[0])
                     raise RequestError(f"row {row}, feature {name!r}: infinite values are not "
-                                       "accepted; send a number, or an empty value for missing")
+                                       "accepted; send a number, or an empty value for missing",
+                                       kind="not a finite number", row=row, feature=name)
             else:
                 values = _clean_categories(frame[j].array)
             columns[name] = values

@@ -26,7 +26,7 @@ def json_value(text: str):
                            "objects") from None
     except json.JSONDecodeError as exc:
         raise RequestError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                           f"column {exc.colno}") from None
+                           f"column {exc.colno}", kind="not valid JSON") from None
     except ValueError:  # an integer longer than Python converts (4300 digits)
         raise RequestError(TOO_MANY_DIGITS.format(where="the JSON body")) from None
 
@@ -43,7 +43,7 @@ def jsonlines_values(text: str) -> list:
             raise RequestError(f"line {number} is nested too deeply") from None
         except json.JSONDecodeError as exc:
             raise RequestError(f"line {number} is not valid JSON: {exc.msg} at column "
-                               f"{exc.colno}") from None
+                               f"{exc.colno}", kind="not valid JSON", row=number) from None
         except ValueError:  # an integer longer than Python converts (4300 digits)
             raise RequestError(TOO_MANY_DIGITS.format(where=f"line {number}")) from None
     return rows

@@ -34,7 +34,7 @@ def load_array(body: bytes) -> np.ndarray:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except ValueError as exc:
         if "allow_pickle" in str(exc):
-            raise RequestError(OBJECT_ARRAY) from None
+            raise RequestError(OBJECT_ARRAY, kind="NPY object array") from None
         if "EOF" in str(exc):
             raise RequestError(f"the NPY body is cut short ({exc}); send the whole of what "
                                "np.save writes") from None
