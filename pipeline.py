@@ -11,14 +11,15 @@ Every step runs this image.  One definition serves binary, multiclass and
 regression targets: the problem is found from the data at each execution
 (prepare writes problem.json, evaluate reads it from the model), and the
 gate value is the share of the best constant prediction's error the model
-removes, which means the same for every problem.  Commands::
+removes, which means the same for every problem.  Commands (after
+``make pipeline-tools``)::
 
-    python pipeline.py definition [--tuning]         the definition JSON; offline, no AWS
-    python pipeline.py upsert --role ARN --bucket B --region R --image-uri URI
-    python pipeline.py start  --role ARN --bucket B --region R --image-uri URI
-                              [--input-data s3://...] [--parameter Name=Value ...] [--wait]
-    python pipeline.py local  --image-uri IMAGE --bucket B [--s3-endpoint-url URL]
-                              [--data data/churn.csv] [--parameter Name=Value ...]
+    .venv/bin/python pipeline.py definition [--tuning]   the definition JSON; offline, no AWS
+    .venv/bin/python pipeline.py upsert --role ARN --bucket B --region R --image-uri URI
+    .venv/bin/python pipeline.py start  --role ARN --bucket B --region R --image-uri URI
+                        [--input-data s3://...] [--parameter Target=label ...] [--wait]
+    .venv/bin/python pipeline.py local  --image-uri IMAGE --bucket B [--s3-endpoint-url URL]
+                        [--data data/churn.csv] [--parameter Name=Value ...]
 
 ``local`` runs the pipeline on this machine with ``LocalPipelineSession``:
 docker compose runs each job, S3 (or an S3 emulator given by
