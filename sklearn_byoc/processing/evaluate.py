@@ -41,7 +41,7 @@ import pandas as pd
 
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.metrics import classification_metrics, regression_metrics
+from sklearn_byoc.common.metrics import classification_metrics, label_codes, regression_metrics
 from sklearn_byoc.common.model_files import LoadedModel, ModelMetadata, load_model
 from sklearn_byoc.common.tables import HEADER_CHOICES, Table, read_csv_folder, resolve_target
 from sklearn_byoc.processing.prepare import ArgumentParser
@@ -74,9 +74,10 @@ MULTICLASS_REPORTED = ("accuracy", "weighted_recall", "weighted_precision", "wei
                        "weighted_f0_5_best_constant_classifier",
                        "weighted_f1_best_constant_classifier",
                        "weighted_f2_best_constant_classifier")
-# Added to both classification sections; no name of the layout means anything else.
-# (Macro precision / recall / f1 are left out: in the layout those bare names
-# are the positive class's scores.)
+# Added to both classification sections (auc is the layout's own in the
+# binary one); none of these names means something else in the layout.
+# Macro precision / recall / f1 are left out: the layout's bare names are
+# the positive class's scores.
 CLASSIFICATION_EXTRAS = ("balanced_accuracy", "auc", "log_loss")
 REGRESSION_REPORTED = ("mae", "mse", "rmse", "r2")
 # What the log line of a finished evaluation shows.
@@ -371,8 +372,6 @@ def gate_value(model_error: float, baseline_error: float) -> float:
 
 def classification_report(y_true, y_pred, proba, classes: list[Any], *, rounds: int,
                           seed: int) -> dict[str, Any]:
-    from sklearn_byoc.common.metrics import label_codes
-
     y_true = np.asarray(y_true, dtype=object)
     y_pred = np.asarray(y_pred, dtype=object)
     seen = set(classes)
