@@ -3,24 +3,51 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The Python versions the pins of requirements.txt install on and the tests run with.
+SUPPORTED_PYTHONS := 3.11 3.12
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# The venv remembers which Python made it: another Python gets a new venv.
+PYTHON_STAMP := $(VENV)/.python-$(PYTHON_VERSION)
 
-.PHONY: demo test test-fast bench image clean
+.PHONY: demo test test-fast bench image pipeline-tools clean
 
-$(BIN)/.runtime: requirements.txt
+NO_PYTHON := no Python at PYTHON=$(PYTHON): install Python $(firstword $(SUPPORTED_PYTHONS)) \
+  or $(lastword $(SUPPORTED_PYTHONS)) or name one with PYTHON=/path/to/python$(lastword $(SUPPORTED_PYTHONS))
+WRONG_PYTHON := Python $(PYTHON_VERSION) (PYTHON=$(PYTHON)) is not supported: use \
+  $(firstword $(SUPPORTED_PYTHONS)) or $(lastword $(SUPPORTED_PYTHONS)) \
+  (make $(or $(MAKECMDGOALS),demo) PYTHON=python$(lastword $(SUPPORTED_PYTHONS)))
+
+$(PYTHON_STAMP):
+	$(if $(PYTHON_VERSION),,$(error $(NO_PYTHON)))
+	$(if $(filter $(PYTHON_VERSION),$(SUPPORTED_PYTHONS)),,$(error $(WRONG_PYTHON)))
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
+	touch $@
+
+$(BIN)/.runtime: $(PYTHON_STAMP) requirements.txt
 	$(BIN)/pip install --quiet --require-hashes -r requirements.txt
 	touch $@
 
-# The test tools may not move the image's pins: the pins (without hashes)
-# constrain their install.
-$(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
-	sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e '/^ *#/d' requirements.txt > $(VENV)/pins.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt -c $(VENV)/pins.txt
+# Tools installed beside the image's packages may not move its pins: the pins
+# (without hashes) constrain their install.
+$(VENV)/pins.txt: $(BIN)/.runtime
+	sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e '/^ *#/d' requirements.txt > $@
+
+$(BIN)/.pipeline: $(VENV)/pins.txt requirements-pipeline.txt
+	$(BIN)/pip install --quiet -r requirements-pipeline.txt -c $(VENV)/pins.txt
 	touch $@
 
-## demo: processing -> train -> batch transform -> serve, on the bundled data
+$(BIN)/.dev: $(VENV)/pins.txt requirements-dev.txt requirements-pipeline.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c $(VENV)/pins.txt
+	touch $(BIN)/.pipeline $@
+
+## demo: prepare -> train -> evaluate -> batch transform -> serve, on the bundled
+## data or on yours: make demo DATA=path/to/my.csv TARGET=label
 demo: $(BIN)/.runtime
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)")
+
+## pipeline-tools: what pipeline.py needs (the SageMaker Python SDK v2, moto's S3 server)
+pipeline-tools: $(BIN)/.pipeline
 
 ## test: the whole test suite (container and SDK tests need podman/buildah; see README)
 test: $(BIN)/.dev
@@ -41,4 +68,4 @@ image:
 	$(PYTHON) -m tests.container_tool build --tag $(IMAGE)
 
 clean:
-	rm -rf work .pytest_cache
+	rm -rf work .pytest_cache $(VENV)

@@ -2,19 +2,24 @@
 """The model-building pipeline of this image, for SageMaker Pipelines (Python SDK v2).
 
     Prepare (processing prepare) -> Train (or Tune) -> Evaluate (processing evaluate)
-      -> CheckQuality: the evaluation metric against MetricThreshold
+      -> CheckQuality: evaluation.json's quality_gate.value against MetricThreshold
            passes: CreateModel -> RegisterModel (with evaluation.json as ModelMetrics)
                    -> ScoreTestSet (batch transform of the test features)
            fails:  QualityTooLow (a FailStep)
 
-Every step runs this image.  Commands::
+Every step runs this image.  One definition serves binary, multiclass and
+regression targets: the problem is found from the data at each execution
+(prepare writes problem.json, evaluate reads it from the model), and the
+gate value is the share of the best constant prediction's error the model
+removes, which means the same for every problem.  Commands (after
+``make pipeline-tools``)::
 
-    python pipeline.py definition [--tuning]         the definition JSON; offline, no AWS
-    python pipeline.py upsert --role ARN --bucket B --region R --image-uri URI
-    python pipeline.py start  --role ARN --bucket B --region R --image-uri URI
-                              [--input-data s3://...] [--parameter Name=Value ...] [--wait]
-    python pipeline.py local  --image-uri IMAGE --bucket B [--s3-endpoint-url URL]
-                              [--data data/churn.csv] [--parameter Name=Value ...]
+    .venv/bin/python pipeline.py definition [--tuning]   the definition JSON; offline, no AWS
+    .venv/bin/python pipeline.py upsert --role ARN --bucket B --region R --image-uri URI
+    .venv/bin/python pipeline.py start  --role ARN --bucket B --region R --image-uri URI
+                        [--input-data s3://...] [--parameter Target=label ...] [--wait]
+    .venv/bin/python pipeline.py local  --image-uri IMAGE --bucket B [--s3-endpoint-url URL]
+                        [--data data/churn.csv] [--parameter Name=Value ...]
 
 ``local`` runs the pipeline on this machine with ``LocalPipelineSession``:
 docker compose runs each job, S3 (or an S3 emulator given by
@@ -41,30 +46,35 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sklearn_byoc.common.metrics import MAXIMIZE, metric_names, metric_regex  # noqa: E402
+from sklearn_byoc.common.metrics import (CLASSIFICATION_METRICS, REGRESSION_METRICS,  # noqa: E402
+                                          metric_regex)
 
 log = logging.getLogger("pipeline")
 
 # -- what the image reads and writes ------------------------------------------------------
 PROCESSING = "/opt/ml/processing"
+# What `processing prepare` writes, one folder each (sklearn_byoc/processing/prepare.py).
 SPLITS = ("train", "validation", "test", "test_features")
+PREPARE_OUTPUTS = SPLITS + ("sample_payload", "problem")
+SAMPLE_PAYLOAD_FILE = "sample_payload.tar.gz"
+PROBLEM_FILE = "problem.json"
+# Where the tuning objective for the data's task sits in problem.json.
+OBJECTIVE_NAME_PATH = "tuning_objective.MetricName"
+OBJECTIVE_TYPE_PATH = "tuning_objective.Type"
 REPORT_FILE = "evaluation.json"
-REPORT_SECTIONS = {
-    "binary": "binary_classification_metrics",
-    "multiclass": "multiclass_classification_metrics",
-    "regression": "regression_metrics",
-}
-# What `processing evaluate` reports in each section (sklearn_byoc/processing/evaluate.py).
-REPORTED = {
-    "binary": ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc", "log_loss"),
-    "multiclass": ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc",
-                   "log_loss"),
-    "regression": ("mse", "rmse", "mae", "r2"),
-}
-DEFAULT_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "rmse"}
-DEFAULT_THRESHOLD = {"accuracy": 0.7, "rmse": 10.0}
-# The serving formats of `serve` (sklearn_byoc/serve/formats/), declared on the model package.
-CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines"]
+# evaluation.json's problem-independent gate value and the model package Task
+# of the problem evaluate found (sklearn_byoc/processing/evaluate.py).
+GATE_JSON_PATH = "quality_gate.value"
+TASK_JSON_PATH = "quality_gate.task"
+# The model must remove at least this share of the error of the best constant
+# prediction (the majority class, or the mean): the same bar for every problem.
+DEFAULT_THRESHOLD = 0.1
+# The request formats of `serve` (sklearn_byoc/serve/formats/), declared on the model package (NPY is what
+# the SDK's SKLearnPredictor sends).
+CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines", "application/x-npy"]
+# Inference Recommender's names: the model package's Domain and its container's Framework.
+DOMAIN = "MACHINE_LEARNING"
+FRAMEWORK = "SAGEMAKER-SCIKIT-LEARN"
 # Hyperparameter ranges of the built-in trainer's default model,
 # HistGradientBoosting (sklearn_byoc/train/estimators.py passes them to the estimator).
 TUNING_RANGES = {
@@ -84,22 +94,22 @@ NO_TELEMETRY = {"SchemaVersion": "1.0",
                 "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
-def task_of(problem: str) -> str:
-    return "regression" if problem == "regression" else "classification"
-
-
-def metric_definitions(problem: str) -> list[dict[str, str]]:
-    """One MetricDefinition per line `train` prints (``validation:accuracy=0.72;``)."""
+def metric_definitions() -> list[dict[str, str]]:
+    """One MetricDefinition per line `train` prints (``validation:accuracy=0.72;``),
+    for classification and regression alike: a job reports the ones its task prints."""
+    names = CLASSIFICATION_METRICS + tuple(n for n in REGRESSION_METRICS
+                                           if n not in CLASSIFICATION_METRICS)
     return [{"Name": f"{split}:{name}", "Regex": metric_regex(split, name)}
-            for split in ("train", "validation") for name in metric_names(task_of(problem))]
+            for split in ("train", "validation") for name in names]
 
 
-def report_json_path(problem: str, metric: str) -> str:
-    """Where ``metric`` sits in evaluation.json, as JsonGet's json_path."""
-    return f"{REPORT_SECTIONS[problem]}.{metric}.value"
-
-
-ACCURACY_JSON_PATH = report_json_path("binary", "accuracy")
+def framework_version() -> str:
+    """The scikit-learn version the image pins (requirements.in)."""
+    for line in (ROOT / "requirements.in").read_text().splitlines():
+        name, sep, version = line.split("#")[0].strip().partition("==")
+        if sep and name.lower() == "scikit-learn":
+            return version.strip()
+    raise RuntimeError("requirements.in pins no scikit-learn version")
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,6 @@ class Settings:
     bucket: str = "sagemaker-sklearn-byoc"
     prefix: str = "sklearn-byoc"
     name: str = "sklearn-byoc"
-    problem: str = "binary"  # binary | multiclass | regression: names the report section
-    metric: str | None = None  # compared with MetricThreshold; default accuracy or rmse
     target: str = "churn"
     model: str = "gradient_boosting"
     model_package_group: str = "sklearn-byoc"
@@ -123,19 +131,9 @@ class Settings:
     parameter_defaults: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.problem not in REPORT_SECTIONS:
-            raise ValueError(f"problem must be one of {', '.join(REPORT_SECTIONS)}, "
-                             f"got {self.problem!r}")
-        if self.condition_metric not in REPORTED[self.problem]:
-            raise ValueError(f"metric {self.condition_metric!r} is not in the {self.problem} "
-                             f"report; choose one of {', '.join(REPORTED[self.problem])}")
         if self.local and self.tuning:
             raise ValueError("local mode runs no tuning jobs; build the local pipeline "
                              "without tuning")
-
-    @property
-    def condition_metric(self) -> str:
-        return self.metric or DEFAULT_METRIC[self.problem]
 
     @property
     def s3_base(self) -> str:
@@ -206,7 +204,6 @@ def make_parameters(settings: Settings) -> Parameters:
                                                ParameterString)
 
     instance = "local" if settings.local else "ml.m5.xlarge"
-    metric = settings.condition_metric
     defaults = {
         "InputData": f"{settings.s3_base}/input/",
         "ProcessingInstanceType": instance,
@@ -214,7 +211,7 @@ def make_parameters(settings: Settings) -> Parameters:
         "TrainingInstanceType": instance,
         "TransformInstanceType": instance,
         "TransformInstanceCount": 1,
-        "MetricThreshold": DEFAULT_THRESHOLD.get(metric, 0.0 if MAXIMIZE[metric] else 1e9),
+        "MetricThreshold": DEFAULT_THRESHOLD,
         "ModelApprovalStatus": "PendingManualApproval",
         "Target": settings.target,
         "Model": settings.model,
@@ -252,8 +249,7 @@ def build_pipeline(settings: Settings, session):
     from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
     from sagemaker.transformer import Transformer
     from sagemaker.workflow.condition_step import ConditionStep
-    from sagemaker.workflow.conditions import (ConditionGreaterThanOrEqualTo,
-                                               ConditionLessThanOrEqualTo)
+    from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
     from sagemaker.workflow.execution_variables import ExecutionVariables
     from sagemaker.workflow.fail_step import FailStep
     from sagemaker.workflow.functions import Join, JsonGet
@@ -278,6 +274,8 @@ def build_pipeline(settings: Settings, session):
         instance_type=p.processing_instance_type, instance_count=p.processing_instance_count,
         base_job_name=f"{settings.name}-prepare", sagemaker_session=session,
     )
+    # What the data turned out to be: the tuning objective follows its task.
+    problem = PropertyFile(name="Problem", output_name="problem", path=PROBLEM_FILE)
     step_prepare = ProcessingStep(
         name="Prepare",
         step_args=prepare.run(
@@ -291,9 +289,10 @@ def build_pipeline(settings: Settings, session):
             # with its URI, so .../test alone would also pull in .../test_features.
             outputs=[ProcessingOutput(output_name=name, source=f"{PROCESSING}/output/{name}",
                                       destination=under("prepare", name, ""))
-                     for name in SPLITS],
+                     for name in PREPARE_OUTPUTS],
             arguments=["--target", p.target, "--output-dir", f"{PROCESSING}/output"],
         ),
+        property_files=[problem],
     )
 
     def split_uri(name: str):
@@ -306,7 +305,7 @@ def build_pipeline(settings: Settings, session):
         instance_type=p.training_instance_type, instance_count=1,
         output_path=under("training"),
         hyperparameters={"model": p.model, "target": p.target},
-        metric_definitions=metric_definitions(settings.problem),
+        metric_definitions=metric_definitions(),
         base_job_name=f"{settings.name}-train",
         # The image has no profiler or debugger hooks.
         disable_profiler=True, debugger_hook_config=False,
@@ -314,8 +313,12 @@ def build_pipeline(settings: Settings, session):
     )
     channels = {name: TrainingInput(split_uri(name), content_type="text/csv")
                 for name in ("train", "validation")}
-    objective = f"validation:{settings.condition_metric}"
     if settings.tuning:
+        # The objective train reports for the data's task, as prepare found it.
+        objective = {field: JsonGet(step_name=step_prepare.name, property_file=problem,
+                                    json_path=path)
+                     for field, path in (("name", OBJECTIVE_NAME_PATH),
+                                         ("type", OBJECTIVE_TYPE_PATH))}
         step_fit, model_data = tuning_step(settings, estimator, channels, objective, under)
     else:
         step_fit = TrainingStep(name="Train", step_args=estimator.fit(channels))
@@ -357,12 +360,19 @@ def build_pipeline(settings: Settings, session):
         metrics = ModelMetrics(model_statistics=MetricsSource(
             s3_uri=Join(on="/", values=[evaluation_uri, REPORT_FILE]),
             content_type="application/json"))
+        # What Inference Recommender needs of a model package: sample
+        # requests (one tar.gz), Domain, Task, Framework and its version.
         step_register = ModelStep(name="RegisterModel", step_args=model.register(
             content_types=CONTENT_TYPES, response_types=CONTENT_TYPES,
             inference_instances=["ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge"],
             transform_instances=["ml.m5.xlarge", "ml.c5.xlarge"],
             model_package_group_name=settings.model_package_group,
             approval_status=p.approval_status, model_metrics=metrics,
+            sample_payload_url=under("prepare", "sample_payload", SAMPLE_PAYLOAD_FILE),
+            domain=DOMAIN,
+            task=JsonGet(step_name=step_evaluate.name, property_file=report,
+                         json_path=TASK_JSON_PATH),
+            framework=FRAMEWORK, framework_version=framework_version(),
         ))
         if_steps.append(step_register)
 
@@ -379,25 +389,28 @@ def build_pipeline(settings: Settings, session):
         data=split_uri("test_features"), content_type="text/csv", split_type="Line"))
     if_steps.append(step_transform)
 
-    # 5. The quality gate.
-    metric = settings.condition_metric
+    # 5. The quality gate: one value, larger is better, whatever the problem.
     value = JsonGet(step_name=step_evaluate.name, property_file=report,
-                    json_path=report_json_path(settings.problem, metric))
-    compare = ConditionGreaterThanOrEqualTo if MAXIMIZE[metric] else ConditionLessThanOrEqualTo
+                    json_path=GATE_JSON_PATH)
     step_fail = FailStep(name="QualityTooLow", error_message=Join(on=" ", values=[
-        f"test {metric}", value, "is", "below" if MAXIMIZE[metric] else "above",
-        "MetricThreshold", p.threshold, f"(see {REPORT_FILE} under", evaluation_uri, ")"]))
-    step_check = ConditionStep(name="CheckQuality",
-                               conditions=[compare(left=value, right=p.threshold)],
-                               if_steps=if_steps, else_steps=[step_fail])
+        "the model removes", value, "of the error of the best constant prediction on the test "
+        "rows, below MetricThreshold", p.threshold, f"(see {REPORT_FILE} under", evaluation_uri,
+        ")"]))
+    step_check = ConditionStep(
+        name="CheckQuality",
+        conditions=[ConditionGreaterThanOrEqualTo(left=value, right=p.threshold)],
+        if_steps=if_steps, else_steps=[step_fail])
 
     return Pipeline(name=settings.name, parameters=p.all(),
                     steps=[step_prepare, step_fit, step_evaluate, step_check],
                     sagemaker_session=session)
 
 
-def tuning_step(settings: Settings, estimator, channels, objective: str, under):
-    """A TuningStep over the built-in trainer's hyperparameters; returns (step, best model)."""
+def tuning_step(settings: Settings, estimator, channels, objective: dict, under):
+    """A TuningStep over the built-in trainer's hyperparameters; returns (step, best model).
+
+    ``objective``: the metric's name and direction ("Maximize"/"Minimize"),
+    values or pipeline variables resolved at run time."""
     from sagemaker.parameter import ContinuousParameter, IntegerParameter
     from sagemaker.tuner import HyperparameterTuner
     from sagemaker.workflow.functions import Join
@@ -407,11 +420,9 @@ def tuning_step(settings: Settings, estimator, channels, objective: str, under):
     for name, (kind, low, high, scaling) in TUNING_RANGES.items():
         cls = ContinuousParameter if kind == "continuous" else IntegerParameter
         ranges[name] = cls(low, high, scaling_type=scaling)
-    metric = objective.partition(":")[2]
     tuner = HyperparameterTuner(
-        estimator, objective_metric_name=objective, hyperparameter_ranges=ranges,
-        metric_definitions=estimator.metric_definitions,
-        objective_type="Maximize" if MAXIMIZE[metric] else "Minimize",
+        estimator, objective_metric_name=objective["name"], hyperparameter_ranges=ranges,
+        metric_definitions=estimator.metric_definitions, objective_type=objective["type"],
         max_jobs=settings.max_tuning_jobs, max_parallel_jobs=settings.max_parallel_tuning_jobs,
         base_tuning_job_name=f"{settings.name}-tune",
     )
@@ -479,12 +490,6 @@ def build_cli() -> argparse.ArgumentParser:
                          help="S3 bucket for the pipeline's data and outputs")
         sub.add_argument("--prefix", default=Settings.prefix, help="S3 key prefix")
         sub.add_argument("--name", default=Settings.name, help="pipeline name")
-        sub.add_argument("--problem", choices=sorted(REPORT_SECTIONS), default="binary",
-                         help="binary, multiclass or regression: where the quality metric "
-                              "sits in evaluation.json (default: binary)")
-        sub.add_argument("--metric", default=None,
-                         help="metric compared with MetricThreshold (default: accuracy, or "
-                              "rmse for regression)")
         sub.add_argument("--target", default=Settings.target,
                          help="default of the Target parameter (default: churn)")
         sub.add_argument("--model-package-group", default=Settings.model_package_group)
@@ -530,8 +535,7 @@ def build_cli() -> argparse.ArgumentParser:
 
 def settings_from(args, *, local: bool = False) -> Settings:
     return Settings(image_uri=args.image_uri, role=args.role, bucket=args.bucket,
-                    prefix=args.prefix, name=args.name, problem=args.problem,
-                    metric=args.metric, target=args.target,
+                    prefix=args.prefix, name=args.name, target=args.target,
                     model_package_group=args.model_package_group,
                     tuning=getattr(args, "tuning", False) and not local, local=local)
 
@@ -567,8 +571,9 @@ def route_sdk_logs(level: int = logging.WARNING) -> None:
         sdk.propagate = False
     sdk.setLevel(level)
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
-    # Announces usage reporting on every job call, even when it is turned off.
-    logging.getLogger("sagemaker.telemetry").setLevel(logging.WARNING)
+    # Announces usage reporting on every job call, even when it is turned off,
+    # and logs a traceback for each report it cannot send (no network).
+    logging.getLogger("sagemaker.telemetry").setLevel(logging.CRITICAL)
     for name in ("botocore", "boto3", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # "Popping out 'TrainingJobName' ...": job names are set at execution time.
@@ -578,8 +583,84 @@ def route_sdk_logs(level: int = logging.WARNING) -> None:
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
 
 
+# -- what a missing account or endpoint looks like, in one line ----------------------------
+CREDENTIALS_HINT = {
+    "aws": "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (`aws configure` "
+           "writes them), or run where an IAM role provides them",
+    "local": "local mode reaches S3 through boto3 even when the bucket is an emulator: set "
+             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values will do for "
+             "moto_server), or an AWS_PROFILE for real S3",
+}
+ENDPOINT_HINT = {
+    "aws": "check --region and the network (AWS_ENDPOINT_URL, if set, must answer)",
+    "local": "start an S3 emulator (.venv/bin/moto_server -H 127.0.0.1 -p 5000 &) and pass "
+             "--s3-endpoint-url http://127.0.0.1:5000, or drop --s3-endpoint-url to use S3",
+}
+
+
+class AwsUnavailable(SystemExit):
+    """A command that needs AWS (or an emulator) cannot reach it; the message says why."""
+
+
+def require_sdk() -> None:
+    import importlib.util
+
+    # Looked up, not imported: importing it before route_sdk_logs() would
+    # let its config logger write to stdout.
+    if importlib.util.find_spec("sagemaker") is None:
+        raise SystemExit("pipeline.py needs the SageMaker Python SDK v2, which is not "
+                         f"installed for {sys.executable}: run `make pipeline-tools`, then "
+                         ".venv/bin/python pipeline.py ...")
+
+
+def require_credentials(command: str, region: str, kind: str) -> None:
+    """Fail at once, in one line, when boto3 finds no credentials at all."""
+    import boto3
+
+    if boto3.Session(region_name=region).get_credentials() is None:
+        raise AwsUnavailable(f"pipeline.py {command}: no AWS credentials found; "
+                             + CREDENTIALS_HINT[kind])
+
+
+def explain_aws_error(exc: Exception, command: str, kind: str) -> str | None:
+    """One line for the errors a missing account or endpoint causes; None for others."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
+        return f"pipeline.py {command}: {exc}; {CREDENTIALS_HINT[kind]}"
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
+        url = exc.kwargs.get("endpoint_url", "the endpoint")
+        return f"pipeline.py {command}: cannot reach {url}; {ENDPOINT_HINT[kind]}"
+    if isinstance(exc, bx.NoRegionError):
+        return f"pipeline.py {command}: no AWS region; pass --region or set AWS_DEFAULT_REGION"
+    if isinstance(exc, bx.ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "error")
+        if code in ("InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken",
+                    "ExpiredTokenException", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                    "AccessDenied", "AccessDeniedException"):
+            return (f"pipeline.py {command}: AWS refused {exc.operation_name} ({code}: "
+                    f"{error.get('Message', '')}); {CREDENTIALS_HINT[kind]}, with rights "
+                    "to SageMaker and the bucket")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_cli().parse_args(argv)
+    require_sdk()
+    kind = "local" if args.command == "local" else "aws"
+    try:
+        return run_command(args)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        line = explain_aws_error(exc, args.command, kind)
+        if line is None:
+            raise
+        raise AwsUnavailable(line) from None
+
+
+def run_command(args) -> int:
     route_sdk_logs(logging.INFO if args.command == "local" else logging.WARNING)
     if args.command == "definition":
         settings = settings_from(args, local=args.local)
@@ -588,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command in ("upsert", "start"):
+        require_credentials(args.command, args.region, "aws")
         settings = settings_from(args)
         session = aws_session(args.region, args.bucket)
         pipeline = build_pipeline(settings, session)
@@ -611,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     # local
     if not args.image_uri:
         raise SystemExit("local needs --image-uri: a tag of this image on this machine")
+    require_credentials("local", args.region, "local")
     settings = settings_from(args, local=True)
     session = local_session(args.region, args.bucket, args.s3_endpoint_url, args.serving_port)
     return run_local(settings, session, data=args.data, input_data=args.input_data,

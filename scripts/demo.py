@@ -1,12 +1,16 @@
-"""Run the whole life cycle on the bundled data, each stage as its real process.
+"""Run the whole life cycle on your data (or the bundled data), each stage as its real process.
 
-    processing -> train -> batch transform of the test split -> serve smoke test
+    prepare -> train -> evaluate -> batch transform of the test split -> serve smoke test
 
 Each stage gets its own /opt/ml-shaped tree under ``work/demo/`` (moved with
 SAGEMAKER_BASE_DIR), laid out the way SageMaker lays it out, and runs as
 ``python <stage>/main.py``; no container and no AWS account are involved.
+At the end it prints where every output is, the metrics, and the command
+that runs each stage again by hand.
 
-    python scripts/demo.py [--workdir work/demo] [--model gradient_boosting]
+    .venv/bin/python scripts/demo.py                                  the bundled churn data
+    .venv/bin/python scripts/demo.py --data my.csv --target label     your CSV file or folder
+    make demo DATA=my.csv TARGET=label                                the same, through make
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -26,14 +31,29 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data" / "churn.csv"
-TARGET = "churn"
+BUNDLED = ROOT / "data" / "churn.csv"
+BUNDLED_TARGET = "churn"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def shown(path: Path | str) -> str:
+    """A path as a user types it here: relative to the working folder when inside it."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def command_line(stage: str, base: Path, args: list[str] = ()) -> str:
+    """The shell command that runs ``stage`` on the tree at ``base``, as the demo ran it."""
+    words = [shown(sys.executable), shown(ROOT / stage / "main.py"), *args]
+    return f"SAGEMAKER_BASE_DIR={shlex.quote(shown(base))} " + shlex.join(words)
 
 
 def run_stage(stage: str, base: Path, args: list[str] = (), env: dict | None = None) -> str:
@@ -51,8 +71,10 @@ def run_stage(stage: str, base: Path, args: list[str] = (), env: dict | None = N
             if reason.exists():
                 print(f"\n{stage} failed: {reason.read_text().strip()}")
                 break
-        raise SystemExit(f"{stage} exited with {result.returncode}")
-    print(f"[{stage}] finished in {time.monotonic() - started:.1f} s")
+        raise SystemExit(f"{stage} exited with {result.returncode}; run it again by hand "
+                         f"with:\n  {command_line(stage, base, args)}")
+    print(f"[{stage}{' ' + args[0] if stage == 'processing' else ''}] finished in "
+          f"{time.monotonic() - started:.1f} s")
     return result.stdout
 
 
@@ -66,16 +88,22 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
         return exc.code, exc.read()
 
 
-def processing_job(work: Path) -> Path:
+# -- the stages -----------------------------------------------------------------------------
+def processing_job(work: Path, data: Path, target: str | None) -> tuple[Path, list[str]]:
+    """prepare on a copy of ``data`` (a CSV file or a folder of them); the splits' folder."""
     base = work / "processing-job"
     raw = base / "processing" / "input" / "raw"
-    raw.mkdir(parents=True)
-    shutil.copy(DATA, raw / DATA.name)
-    run_stage("processing", base, ["prepare", "--target", TARGET])
-    return base / "processing" / "output"
+    if data.is_dir():
+        shutil.copytree(data, raw)
+    else:
+        raw.mkdir(parents=True)
+        shutil.copy(data, raw / data.name)
+    args = ["prepare"] + (["--target", target] if target is not None else [])
+    run_stage("processing", base, args)
+    return base / "processing" / "output", args
 
 
-def training_job(work: Path, splits: Path, model: str) -> tuple[Path, dict[str, float]]:
+def training_job(work: Path, splits: Path, model: str, target: str) -> tuple[Path, dict]:
     base = work / "training-job"
     config = base / "input" / "config"
     config.mkdir(parents=True)
@@ -87,7 +115,7 @@ def training_job(work: Path, splits: Path, model: str) -> tuple[Path, dict[str, 
                              "RecordWrapperType": "None"}
     # SageMaker writes every hyperparameter as a string.
     (config / "hyperparameters.json").write_text(json.dumps({"model": model,
-                                                             "target": TARGET}))
+                                                             "target": target}))
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
     (config / "resourceconfig.json").write_text(json.dumps(
         {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}))
@@ -99,10 +127,24 @@ def training_job(work: Path, splits: Path, model: str) -> tuple[Path, dict[str, 
             metrics[key] = float(value)
     # What SageMaker uploads to S3 at the end of the job.
     tarball = base / "output" / "model.tar.gz"
-    with tarfile.open(tarball, "w:gz") as tar:
-        for path in sorted((base / "model").iterdir()):
-            tar.add(path, arcname=path.name)
+    pack_model(base / "model", tarball)
     return tarball, metrics
+
+
+def pack_model(model_dir: Path, tarball: Path) -> None:
+    """model.tar.gz as SageMaker packs /opt/ml/model: the folder's files at the top."""
+    with tarfile.open(tarball, "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+
+
+def evaluation_job(work: Path, model_dir: Path, splits: Path) -> tuple[Path, list[str]]:
+    """evaluate the trained model on the test split; the folder with evaluation.json."""
+    base = work / "evaluation-job"
+    base.mkdir()
+    args = ["evaluate", "--model-dir", shown(model_dir), "--test-dir", shown(splits / "test")]
+    run_stage("processing", base, args)
+    return base / "processing" / "evaluation", args
 
 
 class Endpoint:
@@ -166,47 +208,126 @@ def batch_transform(endpoint: Endpoint, source: Path, out: Path) -> int:
     return len(lines)
 
 
-def accuracy(predictions: Path, test_split: Path) -> float:
+# -- what the demo shows ----------------------------------------------------------------------
+def batch_score(predictions: Path, test_split: Path, target: str, classification: bool) -> str:
     with test_split.open(newline="") as handle:
-        truth = [row[TARGET] for row in csv.DictReader(handle)]
+        truth = [row[target] for row in csv.DictReader(handle)]
     predicted = predictions.read_text().splitlines()
     if len(predicted) != len(truth):
         raise SystemExit(f"{len(predicted)} predictions for {len(truth)} test rows")
-    return sum(p == t for p, t in zip(predicted, truth)) / len(truth)
+    if classification:
+        # The CSV answer is the label as text; the test split holds it as text too.
+        hits = sum(p == t or _same_number(p, t) for p, t in zip(predicted, truth))
+        return f"accuracy {hits / len(truth):.4f}"
+    pairs = [(float(p), float(t)) for p, t in zip(predicted, truth) if t != ""]
+    rmse = (sum((p - t) ** 2 for p, t in pairs) / len(pairs)) ** 0.5
+    return f"rmse {rmse:.4f}"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=ROOT / "work" / "demo")
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
+
+
+def first_test_row(test_split: Path, target: str) -> dict:
+    """The first test row without its target, as a JSON object serve takes."""
+    with test_split.open(newline="") as handle:
+        row = next(csv.DictReader(handle))
+    row.pop(target)
+    return {name: (None if value == "" else _number_or_text(value))
+            for name, value in row.items()}
+
+
+def _number_or_text(value: str):
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() and "." not in value else number
+
+
+# The test metrics the summary shows; evaluation.json holds the rest.
+SHOWN_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1",
+                 "weighted_precision", "weighted_recall", "weighted_f1", "auc", "log_loss",
+                 "accuracy_best_constant_classifier", "mae", "mse", "rmse", "r2")
+
+
+def report_lines(report: dict) -> list[str]:
+    section_name = next(name for name in report if name.endswith("_metrics"))
+    section = report[section_name]
+    lines = [f"({section_name} in evaluation.json)"]
+    for name in SHOWN_METRICS:
+        if isinstance(section.get(name, {}).get("value"), (int, float)):
+            lines.append(f"{'test:' + name:44s} {section[name]['value']:.4f}")
+    gate = report["quality_gate"]
+    error = gate["error"].split(" (")[0]
+    lines.append(f"{'quality_gate.value':44s} {gate['value']:.4f}")
+    lines.append(f"  the share of the baseline's {error} the model removes: 1 - "
+                 f"{gate['model_error']:.4f} / {gate['baseline_error']:.4f}; baseline: "
+                 f"{gate['baseline']}. A pipeline compares this value with MetricThreshold.")
+    return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/demo.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a CSV file, or a folder of them (read recursively), with a "
+                             "header row; default: the bundled data/churn.csv")
+    parser.add_argument("--target", default=None,
+                        help="the column to predict: its name or 0-based index; default: "
+                             "churn for the bundled data, else the first column")
     parser.add_argument("--model", default="gradient_boosting",
-                        help="the train stage's 'model' hyperparameter")
-    args = parser.parse_args()
+                        help="the train stage's 'model' hyperparameter (default: %(default)s)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "work" / "demo",
+                        help="where the stages' trees go; emptied first (default: work/demo)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.data is None:
+        data, target = BUNDLED, args.target or BUNDLED_TARGET
+    else:
+        data, target = args.data, args.target
+        if not data.exists():
+            raise SystemExit(f"--data {data}: no such file or folder; give a CSV file or a "
+                             "folder of CSV files")
     started = time.monotonic()
     work = args.workdir.resolve()
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
 
-    splits = processing_job(work)
-    tarball, metrics = training_job(work, splits, args.model)
+    splits, prepare_args = processing_job(work, data.resolve(), target)
+    problem = json.loads((splits / "problem" / "problem.json").read_text())
+    target = problem["target"]
+    classification = problem["task"] == "classification"
+    tarball, metrics = training_job(work, splits, args.model, target)
+    evaluation, evaluate_args = evaluation_job(work, work / "training-job" / "model", splits)
+    report = json.loads((evaluation / "evaluation.json").read_text())
 
     base = work / "endpoint"
     (base / "model").mkdir(parents=True)
     with tarfile.open(tarball) as tar:
         tar.extractall(base / "model", filter="data")
+    test_features = splits / "test_features" / "test_features.csv"
+    row = first_test_row(splits / "test" / "test.csv", target)
     endpoint = Endpoint(base, {"SAGEMAKER_BATCH": "true"})
     try:
         cold_start = endpoint.wait_ready()
         predictions = work / "transform" / "test_features.csv.out"
-        records = batch_transform(endpoint, splits / "test_features" / "test_features.csv",
-                                  predictions)
-        test_accuracy = accuracy(predictions, splits / "test" / "test.csv")
-        status, answer = http(
-            "POST", endpoint.url + "/invocations",
-            json.dumps({"instances": [{"tenure_months": 2, "contract": "month-to-month",
-                                       "monthly_charges": 95.5, "support_calls": 4}]}).encode(),
-            {"Content-Type": "application/json", "Accept": "application/json",
-             "X-Amzn-SageMaker-Custom-Attributes": "output=all"})
+        records = batch_transform(endpoint, test_features, predictions)
+        score = batch_score(predictions, splits / "test" / "test.csv", target, classification)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if classification:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = "output=all"
+        status, answer = http("POST", endpoint.url + "/invocations",
+                              json.dumps({"instances": [row]}).encode(), headers)
         if status != 200:
             raise SystemExit(f"smoke request failed with {status}: {answer.decode()}")
     finally:
@@ -215,19 +336,47 @@ def main() -> int:
         raise SystemExit(f"serve exited with {exit_code} on SIGTERM")
 
     print("\n== outputs ==")
-    print(f"splits (processing):       {splits}")
-    print(f"model (train):             {work / 'training-job' / 'model'}")
-    print(f"model.tar.gz:              {tarball}")
-    print(f"metrics.json:              {work / 'training-job' / 'output' / 'data' / 'metrics.json'}")
-    print(f"batch predictions:         {predictions} ({records} records)")
+    print(f"splits (processing):       {shown(splits)}")
+    print(f"problem.json:              {shown(splits / 'problem' / 'problem.json')}")
+    print(f"model (train):             {shown(work / 'training-job' / 'model')}")
+    print(f"model.tar.gz:              {shown(tarball)}")
+    metrics_file = work / "training-job" / "output" / "data" / "metrics.json"
+    print(f"metrics.json:              {shown(metrics_file)}")
+    print(f"evaluation.json:           {shown(evaluation / 'evaluation.json')}")
+    picture = "confusion_matrix.svg" if classification else "residuals.svg"
+    print(f"evaluation picture:        {shown(evaluation / picture)}")
+    print(f"batch predictions:         {shown(predictions)} ({records} records)")
+    print("\n== problem ==")
+    print(f"target:                    {target}"
+          + ("" if args.target is not None or args.data is None
+             else " (the first column; --target picks another)"))
+    print(f"problem type:              {problem['problem_type']}")
+    print(f"rows (train/validation/test): {problem['rows']['train']}/"
+          f"{problem['rows']['validation']}/{problem['rows']['test']}")
     print("\n== validation metrics ==")
     for key, value in metrics.items():
         if key.startswith("validation:"):
             print(f"{key:28s} {value:.4f}")
+    print("\n== test metrics (evaluate) ==")
+    for line in report_lines(report):
+        print(line)
     print("\n== serving ==")
     print(f"cold start to first /ping: {cold_start:.2f} s")
-    print(f"test accuracy (batch):     {test_accuracy:.4f}")
+    print(f"batch transform of the test features: {score}")
+    print(f"smoke request:             {json.dumps({'instances': [row]}, ensure_ascii=False)}")
     print(f"smoke request answer:      {answer.decode().strip()}")
+
+    print("\n== run a stage again by hand ==")
+    print(f"prepare:   {command_line('processing', work / 'processing-job', prepare_args)}")
+    print(f"train:     {command_line('train', work / 'training-job')}")
+    print(f"evaluate:  {command_line('processing', work / 'evaluation-job', evaluate_args)}")
+    print(f"serve:     {command_line('serve', base, ['serve'])}")
+    print("call it:   curl -s localhost:8080/invocations -H 'Content-Type: text/csv' "
+          f"--data-binary @{shlex.quote(shown(test_features))}")
+    print("           curl -s localhost:8080/invocations -H 'Content-Type: application/json' "
+          f"-d {shlex.quote(json.dumps({'instances': [row]}, ensure_ascii=False))}")
+    print("(each stage reads the tree the demo laid out; the README's \"Running a stage by "
+          "hand\" says what goes where)")
     print(f"\nmain job finished in {time.monotonic() - started:.1f} s")
     return 0
 

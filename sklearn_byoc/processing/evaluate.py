@@ -14,9 +14,12 @@ Output, in ``--output-dir``:
   uses for Model Monitor and for ``ModelMetrics`` of a registered model
   (Studio draws it): ``binary_classification_metrics``,
   ``multiclass_classification_metrics`` or ``regression_metrics``, each
-  metric as ``{"value": x, "standard_deviation": s}``.  A Pipelines
-  ``ConditionStep`` reads it through ``JsonGet``, e.g.
-  ``binary_classification_metrics.accuracy.value``;
+  metric as ``{"value": x, "standard_deviation": s}``, with the names that
+  layout gives each problem type.  Beside that section, ``quality_gate``
+  holds one value that means the same for every problem: the share of the
+  best constant prediction's error that the model removes.  A Pipelines
+  ``ConditionStep`` reads it through ``JsonGet`` at ``quality_gate.value``,
+  whatever the problem;
 - ``confusion_matrix.svg`` (classification) or ``residuals.svg``
   (regression) — the same numbers as a picture, plain SVG that any browser
   shows, so the image carries no plotting library.
@@ -39,7 +42,7 @@ import pandas as pd
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.metrics import classification_metrics, regression_metrics
+from sklearn_byoc.common.metrics import classification_metrics, label_codes, regression_metrics
 from sklearn_byoc.common.model_files import LoadedModel, ModelMetadata, load_model
 from sklearn_byoc.common.tables import HEADER_CHOICES, Table, read_csv_folder, resolve_target
 from sklearn_byoc.processing.prepare import ArgumentParser
@@ -50,11 +53,41 @@ REPORT_FILE = "evaluation.json"
 BINARY = "binary_classification_metrics"
 MULTICLASS = "multiclass_classification_metrics"
 REGRESSION = "regression_metrics"
-# Metrics the report carries, by task; classification_metrics gives the rest
-# only when they are defined (AUC needs probabilities and two classes present).
-CLASSIFICATION_REPORTED = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc",
-                           "log_loss")
-REGRESSION_REPORTED = ("mse", "rmse", "mae", "r2")
+GATE = "quality_gate"
+# The F-scores of SageMaker's model-quality layout: f0_5, f1, f2.
+F_BETAS = {"f0_5": 0.5, "f1": 1.0, "f2": 2.0}
+# The names SageMaker's model-quality layout (Model Monitor, a model
+# package's ModelQuality statistics) lists for each section, in its order.
+# Binary scores are those of the positive class, the model's second class;
+# multiclass ones are averages over the classes weighted by their share of
+# the test rows.  "best_constant_classifier": the constant prediction that
+# scores best on the test rows.
+BINARY_REPORTED = ("recall", "precision", "accuracy", "recall_best_constant_classifier",
+                   "precision_best_constant_classifier", "accuracy_best_constant_classifier",
+                   "true_positive_rate", "true_negative_rate", "false_positive_rate",
+                   "false_negative_rate", "auc", "f0_5", "f1", "f2",
+                   "f0_5_best_constant_classifier", "f1_best_constant_classifier",
+                   "f2_best_constant_classifier")
+MULTICLASS_REPORTED = ("accuracy", "weighted_recall", "weighted_precision", "weighted_f0_5",
+                       "weighted_f1", "weighted_f2", "accuracy_best_constant_classifier",
+                       "weighted_recall_best_constant_classifier",
+                       "weighted_precision_best_constant_classifier",
+                       "weighted_f0_5_best_constant_classifier",
+                       "weighted_f1_best_constant_classifier",
+                       "weighted_f2_best_constant_classifier")
+# Added to both classification sections (auc is the layout's own in the
+# binary one); none of these names means something else in the layout.
+# Macro precision / recall / f1 are left out: the layout's bare names are
+# the positive class's scores.
+CLASSIFICATION_EXTRAS = ("balanced_accuracy", "auc", "log_loss")
+REGRESSION_REPORTED = ("mae", "mse", "rmse", "r2")
+# What the log line of a finished evaluation shows.
+SUMMARY = ("accuracy", "precision", "recall", "f1", "weighted_f1", "auc", "rmse", "mae", "r2")
+# SageMaker's names for the problem types (Model Monitor's ProblemType) and a
+# model package's Task.
+PROBLEM_TYPES = {BINARY: "BinaryClassification", MULTICLASS: "MulticlassClassification",
+                 REGRESSION: "Regression"}
+TASKS = {BINARY: "CLASSIFICATION", MULTICLASS: "CLASSIFICATION", REGRESSION: "REGRESSION"}
 # Points kept on the ROC and precision-recall curves; Studio draws them as lines.
 CURVE_POINTS = 101
 
@@ -255,37 +288,158 @@ def curves(y_true: np.ndarray, positive: Any, scores: np.ndarray) -> dict[str, A
     }
 
 
+def counts_matrix(true_codes: np.ndarray, pred_codes: np.ndarray, k: int) -> np.ndarray:
+    """k x k counts, rows the actual class, columns the predicted one."""
+    return np.bincount(true_codes * k + pred_codes, minlength=k * k).reshape(k, k)
+
+
+def _ratio(top: float, bottom: float) -> float:
+    # scikit-learn's zero_division=0: a score with nothing to divide by is 0.
+    return float(top / bottom) if bottom else 0.0
+
+
+def _f_beta(precision: float, recall: float, beta: float) -> float:
+    b2 = beta * beta
+    return _ratio((1 + b2) * precision * recall, b2 * precision + recall)
+
+
+def scores_from_counts(counts: np.ndarray, positive: int | None) -> dict[str, float]:
+    """The layout's scores of one confusion matrix.
+
+    ``positive`` set: the binary section (scores of that class, one against
+    the rest); None: the multiclass section (averages weighted by support).
+    """
+    n = counts.sum()
+    tp = np.diag(counts).astype(float)
+    support = counts.sum(axis=1).astype(float)
+    predicted = counts.sum(axis=0).astype(float)
+    out = {"accuracy": _ratio(tp.sum(), n)}
+    if positive is not None:
+        hit, actual, said = tp[positive], support[positive], predicted[positive]
+        precision, recall = _ratio(hit, said), _ratio(hit, actual)
+        negatives = n - actual
+        false_positive = said - hit
+        out.update(precision=precision, recall=recall, true_positive_rate=recall,
+                   false_negative_rate=_ratio(actual - hit, actual),
+                   false_positive_rate=_ratio(false_positive, negatives),
+                   true_negative_rate=_ratio(negatives - false_positive, negatives))
+        for name, beta in F_BETAS.items():
+            out[name] = _f_beta(precision, recall, beta)
+        return out
+    precision = np.array([_ratio(a, b) for a, b in zip(tp, predicted)])
+    recall = np.array([_ratio(a, b) for a, b in zip(tp, support)])
+    weights = support / n if n else support
+    out["weighted_precision"] = float(weights @ precision)
+    out["weighted_recall"] = float(weights @ recall)
+    for name, beta in F_BETAS.items():
+        per_class = np.array([_f_beta(p, r, beta) for p, r in zip(precision, recall)])
+        out[f"weighted_{name}"] = float(weights @ per_class)
+    return out
+
+
+def best_constant_scores(counts: np.ndarray, positive: int | None) -> dict[str, float]:
+    """Each score of the best constant classifier: the best over 'always predict c'."""
+    support = counts.sum(axis=1)
+    best: dict[str, float] = {}
+    for c in range(len(support)):
+        constant = np.zeros_like(counts)
+        constant[:, c] = support
+        for name, value in scores_from_counts(constant, positive).items():
+            best[name] = max(value, best.get(name, value))
+    return {f"{name}_best_constant_classifier": value for name, value in best.items()}
+
+
+def classification_scores(true_codes: np.ndarray, pred_codes: np.ndarray, k: int,
+                          positive: int | None) -> dict[str, float]:
+    counts = counts_matrix(true_codes, pred_codes, k)
+    scores = scores_from_counts(counts, positive)
+    scores.update(best_constant_scores(counts, positive))
+    # The gate: how much of the best constant's misclassification rate is gone.
+    scores[GATE] = gate_value(1 - scores["accuracy"],
+                              1 - scores["accuracy_best_constant_classifier"])
+    return scores
+
+
+def gate_value(model_error: float, baseline_error: float) -> float:
+    """1 - model error / baseline error: 0 is no better than the baseline, 1 is no error.
+
+    A test set whose target never varies leaves the baseline without error:
+    nothing can be shown to beat it, so the gate value is 0.
+    """
+    if baseline_error <= 0:
+        return 0.0
+    return 1.0 - model_error / baseline_error
+
+
 def classification_report(y_true, y_pred, proba, classes: list[Any], *, rounds: int,
                           seed: int) -> dict[str, Any]:
     y_true = np.asarray(y_true, dtype=object)
     y_pred = np.asarray(y_pred, dtype=object)
-    values = classification_metrics(y_true, y_pred, proba, classes)
-
-    def compute(rows):
-        return classification_metrics(y_true[rows], y_pred[rows],
-                                      None if proba is None else proba[rows], classes)
-
-    std = bootstrap_std(compute, len(y_true), rounds, seed)
-    section: dict[str, Any] = {name: _entry(values[name], std.get(name))
-                               for name in CLASSIFICATION_REPORTED if name in values}
     seen = set(classes)
     labels = list(classes) + [v for v in dict.fromkeys(y_true.tolist() + y_pred.tolist())
                               if v not in seen]
-    section["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels)
+    true_codes, pred_codes = label_codes(y_true, y_pred, labels)
     binary = len(classes) == 2
+    positive = 1 if binary else None
+    k = len(labels)
+    names = BINARY_REPORTED if binary else MULTICLASS_REPORTED
+
+    def compute(rows):
+        scores = classification_scores(true_codes[rows], pred_codes[rows], k, positive)
+        extras = classification_metrics(y_true[rows], y_pred[rows],
+                                        None if proba is None else proba[rows], classes)
+        scores.update({name: extras[name] for name in CLASSIFICATION_EXTRAS if name in extras})
+        return scores
+
+    values = compute(np.arange(len(y_true)))
+    std = bootstrap_std(compute, len(y_true), rounds, seed)
+    section: dict[str, Any] = {"confusion_matrix": confusion_matrix(y_true, y_pred, labels)}
+    for name in names + tuple(n for n in CLASSIFICATION_EXTRAS if n not in names):
+        if name in values:
+            section[name] = _entry(values[name], std.get(name))
     if binary and proba is not None:
         section.update(curves(y_true, classes[1], proba[:, 1]))
-    return {BINARY if binary else MULTICLASS: section}
+    key = BINARY if binary else MULTICLASS
+    counts = np.bincount(true_codes, minlength=k)
+    majority = labels[int(np.argmax(counts))]
+    gate = {
+        "error": "misclassification rate (1 - accuracy)",
+        "model_error": _number(1 - values["accuracy"]),
+        "baseline": f"always {majority!r}, the most frequent class of the test rows",
+        "baseline_error": _number(1 - values["accuracy_best_constant_classifier"]),
+    }
+    return {key: section, GATE: gate_section(key, values[GATE], std.get(GATE), gate)}
+
+
+def gate_section(key: str, value: float, std: float | None, details: dict) -> dict[str, Any]:
+    return {**_entry(value, std),
+            "definition": "1 - model error / error of the best constant prediction, on the "
+                          "test rows: 0 is no better than that constant, 1 is no error",
+            **details, "problem_type": PROBLEM_TYPES[key], "task": TASKS[key]}
 
 
 def regression_report(y_true, y_pred, *, rounds: int, seed: int) -> dict[str, Any]:
     y_true = np.asarray(y_true, dtype=float)
     y_pred = np.asarray(y_pred, dtype=float)
-    values = regression_metrics(y_true, y_pred)
-    std = bootstrap_std(lambda rows: regression_metrics(y_true[rows], y_pred[rows]),
-                        len(y_true), rounds, seed)
-    return {REGRESSION: {name: _entry(values[name], std.get(name))
-                         for name in REGRESSION_REPORTED if name in values}}
+
+    def compute(rows):
+        scores = regression_metrics(y_true[rows], y_pred[rows])
+        # The best constant prediction under squared error is the mean, whose
+        # mean squared error is the variance: the gate value is R^2.
+        scores[GATE] = gate_value(scores["mse"], float(np.var(y_true[rows])))
+        return scores
+
+    values = compute(np.arange(len(y_true)))
+    std = bootstrap_std(compute, len(y_true), rounds, seed)
+    section = {name: _entry(values[name], std.get(name))
+               for name in REGRESSION_REPORTED if name in values}
+    mean = float(np.mean(y_true)) if len(y_true) else float("nan")
+    gate = {"error": "mean squared error",
+            "model_error": _number(values["mse"]),
+            "baseline": f"always {mean:.6g}, the mean of the test target",
+            "baseline_error": _number(float(np.var(y_true)) if len(y_true) else float("nan"))}
+    return {REGRESSION: section, GATE: gate_section(REGRESSION, values[GATE], std.get(GATE),
+                                                     gate)}
 
 
 def predict(loaded: LoadedModel, X: pd.DataFrame):
@@ -444,6 +598,10 @@ def write_text(path: Path, text: str) -> None:
             partial.unlink()
 
 
+def _shown(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def evaluate(argv: list[str], paths: Paths) -> dict[str, Path]:
     options = parse_options(argv, paths)
     loaded = load_model(options.model_dir)
@@ -463,10 +621,13 @@ def evaluate(argv: list[str], paths: Paths) -> dict[str, Path]:
         written["picture"] = options.output_dir / "residuals.svg"
         write_text(written["picture"], residuals_svg(y_true, y_pred, title))
 
-    summary = ", ".join(f"{name} {entry['value']:.4f}" for name, entry in section.items()
-                        if isinstance(entry, dict) and isinstance(entry.get("value"), float))
-    log.info("evaluated %s on %d test rows: %s", metadata.estimator or "the model", len(y_true),
-             summary)
+    summary = ", ".join(f"{name} {section[name]['value']:.4f}" for name in SUMMARY
+                        if isinstance(section.get(name, {}).get("value"), float))
+    gate = report[GATE]
+    log.info("evaluated %s on %d test rows (%s): %s; quality gate %s (%s %s, baseline %s)",
+             metadata.estimator or "the model", len(y_true), gate["problem_type"], summary,
+             _shown(gate["value"]), gate["error"].split(" (")[0], _shown(gate["model_error"]),
+             _shown(gate["baseline_error"]))
     for name, path in written.items():
         log.info("wrote %s -> %s", name, path)
     return written

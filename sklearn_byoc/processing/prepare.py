@@ -7,18 +7,29 @@ a ``ProcessingOutput``:
 - ``train/``, ``validation/``, ``test/`` — CSV with a header, target first
   (what ``train`` reads by default, and what ``evaluate`` scores);
 - ``test_features/`` — the test rows without target or header: the input of a
-  batch transform job, where a header line would arrive as a record.
+  batch transform job, where a header line would arrive as a record;
+- ``sample_payload/sample_payload.tar.gz`` — a few of those rows, one CSV
+  request per file: a model package's ``SamplePayloadUrl``, which Inference
+  Recommender sends to the endpoints it load-tests;
+- ``problem/problem.json`` — what the data turned out to be: target, task,
+  SageMaker's problem type, rows per split, and the objective ``train``
+  reports last for that task (what a tuning job should optimise).
 
 When the job runs on several instances (``ShardedByS3Key``), each instance
 sees part of the input and all instances upload to the same S3 prefixes, so
 file names carry the host name (``train-algo-2.csv``) to keep one instance
-from overwriting another's output.
+from overwriting another's output; the two single files are written by the
+first host alone.
 """
 from __future__ import annotations
 
 import argparse
+import gzip
+import io
+import json
 import logging
 import os
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +38,16 @@ import pandas as pd
 from sklearn_byoc.common.contract import Paths, ResourceConfig
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.metrics import DEFAULT_OBJECTIVE, MAXIMIZE
 from sklearn_byoc.common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
 
 log = logging.getLogger("processing")
 
 SPLITS = ("train", "validation", "test")
+SAMPLE_PAYLOAD = "sample_payload.tar.gz"
+PROBLEM_FILE = "problem.json"
+# Requests in the sample payload; each file must fit one InvokeEndpoint call.
+SAMPLE_PAYLOAD_REQUESTS = 10
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -151,6 +167,62 @@ def write_csv(frame: pd.DataFrame, path: Path, *, header: bool, what: str) -> No
             partial.unlink()
 
 
+def write_sample_payload(features: pd.DataFrame, path: Path,
+                         requests: int = SAMPLE_PAYLOAD_REQUESTS) -> int:
+    """A tar.gz of one-row CSV requests (no header, training feature order)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    rows = features.head(requests)
+    try:
+        # No time stamps, in the gzip header or the members: the same rows
+        # give the same bytes.
+        with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for i in range(len(rows)):
+                body = rows.iloc[[i]].to_csv(index=False, header=False).encode("utf-8")
+                member = tarfile.TarInfo(f"request-{i + 1:02d}.csv")
+                member.size = len(body)
+                member.mode = 0o644
+                tar.addfile(member, io.BytesIO(body))
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return len(rows)
+
+
+def problem_summary(frame: pd.DataFrame, target: str, task: str,
+                    parts: dict[str, pd.DataFrame]) -> dict:
+    """problem.json: the problem the data poses, in SageMaker's words."""
+    summary = {"target": target, "task": task,
+               "features": [str(c) for c in frame.columns if c != target],
+               "rows": {name: len(part) for name, part in parts.items()}}
+    if task == "classification":
+        classes = frame[target].nunique()
+        summary["problem_type"] = ("BinaryClassification" if classes == 2
+                                   else "MulticlassClassification")
+        summary["class_count"] = int(classes)
+    else:
+        summary["problem_type"] = "Regression"
+    # The metric train prints last when no tuning job names one, in the
+    # shape of a tuning job's HyperParameterTuningJobObjective.
+    metric = DEFAULT_OBJECTIVE[task]
+    summary["tuning_objective"] = {"MetricName": f"validation:{metric}",
+                                   "Type": "Maximize" if MAXIMIZE[metric] else "Minimize"}
+    return summary
+
+
+def write_json(data: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
 def prepare(argv: list[str], paths: Paths) -> dict[str, Path]:
     options = parse_options(argv, paths)
     resources = ResourceConfig.read(paths.processing_resourceconfig_file)
@@ -184,9 +256,23 @@ def prepare(argv: list[str], paths: Paths) -> dict[str, Path]:
                   what="the test features")
         written["test_features"] = path
 
-    log.info("%s; task %s, target %r", ", ".join(f"{k} {v}" for k, v in counts.items()), task,
-             target)
+    summary = problem_summary(frame, target, task, parts)
+    requests = 0
+    # One file of each name for the whole job: the first host writes it.
+    if resources.current_host == resources.hosts[0]:
+        sample = parts["test"] if len(parts["test"]) else parts["train"]
+        written["sample_payload"] = options.output_dir / "sample_payload" / SAMPLE_PAYLOAD
+        requests = write_sample_payload(sample.drop(columns=[target]), written["sample_payload"])
+        written["problem"] = options.output_dir / "problem" / PROBLEM_FILE
+        write_json(summary, written["problem"])
+
+    log.info("%s; task %s (%s), target %r", ", ".join(f"{k} {v}" for k, v in counts.items()),
+             task, summary["problem_type"], target)
     for name, path in written.items():
-        rows = len(parts.get(name, parts["test"]))
-        log.info("wrote %s: %d rows -> %s", name, rows, path)
+        if name == "sample_payload":
+            log.info("wrote %s: %d one-row requests -> %s", name, requests, path)
+        elif name == "problem":
+            log.info("wrote %s -> %s", name, path)
+        else:
+            log.info("wrote %s: %d rows -> %s", name, len(parts.get(name, parts["test"])), path)
     return written

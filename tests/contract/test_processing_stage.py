@@ -66,6 +66,17 @@ def runs(tmp_path_factory, source):
     (folder / "part-0.csv").write_text(
         "".join(f"{i % 2},{i},{i * 0.5}\n" for i in range(100)))
     jobs["no arguments"] = (label_first, [])
+    first_of_two = processing_tree(tmp_path_factory.mktemp("first-of-two"), {"export.csv": source},
+                                   hosts=["algo-1", "algo-2"], current_host="algo-1")
+    jobs["first of two hosts"] = (first_of_two, ["--target", "churn"])
+    jobs["regression"] = (processing_tree(tmp_path_factory.mktemp("regression"),
+                                          {"export.csv": source}), ["--target", "charges"])
+    three = tmp_path_factory.mktemp("three-classes")
+    folder = three / "processing" / "input"
+    folder.mkdir(parents=True)
+    (folder / "part-0.csv").write_text("size,kind\n" + "".join(
+        f"{i * 0.37:.2f},{['red', 'green', 'blue'][i % 3]}\n" for i in range(90)))
+    jobs["multiclass"] = (three, ["--target", "kind"])
     results = run_all(jobs)
     return {key: (jobs[key][0], results[key]) for key in jobs}
 
@@ -75,8 +86,8 @@ def test_prepare_writes_the_four_splits(runs):
     assert result.returncode == 0, result.stderr[-3000:]
     out = base / "processing" / "output"
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "test/test.csv", "test_features/test_features.csv", "train/train.csv",
-        "validation/validation.csv"]
+        "problem/problem.json", "sample_payload/sample_payload.tar.gz", "test/test.csv",
+        "test_features/test_features.csv", "train/train.csv", "validation/validation.csv"]
     assert not (base / "output" / "failure").exists()
     assert not (base / "output" / "message").exists()
 
@@ -133,6 +144,58 @@ def test_each_host_writes_files_named_after_it(runs):
     names = sorted(p.name for p in out.rglob("*.csv"))
     assert names == ["test-algo-2.csv", "test_features-algo-2.csv", "train-algo-2.csv",
                      "validation-algo-2.csv"]
+
+
+def test_only_the_first_host_writes_the_single_files(runs):
+    for key, expected in (("two hosts", False), ("first of two hosts", True)):
+        base, result = runs[key]
+        assert result.returncode == 0, result.stderr[-3000:]
+        out = base / "processing" / "output"
+        assert (out / "problem" / "problem.json").exists() is expected, key
+        assert (out / "sample_payload" / "sample_payload.tar.gz").exists() is expected, key
+
+
+def test_sample_payload_is_one_row_requests_of_test_features(runs):
+    import tarfile
+
+    base, _ = runs["single"]
+    out = base / "processing" / "output"
+    _, features = read(out / "test_features" / "test_features.csv", header=False)
+    with tarfile.open(out / "sample_payload" / "sample_payload.tar.gz") as tar:
+        members = tar.getmembers()
+        assert all(m.isfile() for m in members)
+        bodies = [tar.extractfile(m).read().decode() for m in members]
+    assert len(bodies) == 10
+    # Each request is one headerless CSV row, as serve takes it and as the
+    # test features hold it.
+    assert [list(csv.reader(io.StringIO(body))) for body in bodies] == [
+        [row] for row in features[:10]]
+
+
+def test_problem_json_says_what_the_data_is(runs):
+    import json
+
+    expected = {
+        "single": ("churn", "classification", "BinaryClassification", "validation:accuracy",
+                   "Maximize"),
+        "multiclass": ("kind", "classification", "MulticlassClassification",
+                       "validation:accuracy", "Maximize"),
+        "regression": ("charges", "regression", "Regression", "validation:rmse", "Minimize"),
+    }
+    for key, (target, task, problem_type, metric, direction) in expected.items():
+        base, result = runs[key]
+        assert result.returncode == 0, result.stderr[-3000:]
+        out = base / "processing" / "output"
+        problem = json.loads((out / "problem" / "problem.json").read_text())
+        assert problem["target"] == target, key
+        assert problem["task"] == task, key
+        assert problem["problem_type"] == problem_type, key
+        assert problem["tuning_objective"] == {"MetricName": metric, "Type": direction}, key
+        for name in ("train", "validation", "test"):
+            assert problem["rows"][name] == len(read(out / name / f"{name}.csv")[1]), key
+        assert target not in problem["features"]
+    assert json.loads((runs["multiclass"][0] / "processing" / "output" / "problem"
+                       / "problem.json").read_text())["class_count"] == 3
 
 
 def test_no_arguments_takes_the_first_column_as_target(runs):

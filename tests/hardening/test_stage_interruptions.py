@@ -203,8 +203,9 @@ def test_sigkill_of_prepare_leaves_only_whole_output_files(tmp_path):
     reference = Stage("processing", reference_base, args)
     assert reference.wait(300) == 0, reference.log()[-3000:]
     expected = {p.relative_to(reference_base / "processing" / "output"): p.read_bytes()
-                for p in (reference_base / "processing" / "output").rglob("*.csv")}
-    assert len(expected) == 4
+                for p in (reference_base / "processing" / "output").rglob("*") if p.is_file()}
+    # The four splits, the sample payload and problem.json.
+    assert len(expected) == 6, sorted(expected)
 
     rng = random.Random(int(os.environ.get("HARDENING_SEED", "0")) or None)
     outcomes, leftovers = [], []
@@ -212,7 +213,7 @@ def test_sigkill_of_prepare_leaves_only_whole_output_files(tmp_path):
         base = processing_tree(tmp_path / f"run{i}", {"raw.csv": raw})
         stage = Stage("processing", base, args)
         # From the moment the first output file (or its temporary name) appears:
-        # somewhere while the four files are written.
+        # somewhere while the six files are written.
         wait_for_file(base / "processing" / "output", stage)
         time.sleep(rng.uniform(0, 1.5))
         stage.process.send_signal(signal.SIGKILL)

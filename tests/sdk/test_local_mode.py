@@ -75,7 +75,7 @@ def trained(sdk_image, local_mode, moto_s3, splits, tmp_path_factory, figures):
     estimator = Estimator(
         image_uri=sdk_image, role=ROLE, instance_count=1, instance_type="local",
         output_path=f"file://{root / 'output'}", hyperparameters={"target": TARGET},
-        metric_definitions=metric_definitions("binary"), sagemaker_session=session,
+        metric_definitions=metric_definitions(), sagemaker_session=session,
     )
     started = time.monotonic()
     _, log = run_quietly(estimator.fit, {"train": f"file://{splits / 'train'}",

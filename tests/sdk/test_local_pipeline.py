@@ -1,8 +1,10 @@
 """pipeline.py's local variant, run by LocalPipelineSession against the image.
 
 processing prepare -> train -> processing evaluate -> condition -> create model
--> batch transform, with moto's S3 server as the bucket; once with a threshold
-the model passes and once with one it cannot reach (the FailStep).
+-> batch transform, with moto's S3 server as the bucket; once with the default
+threshold, which the model passes, and once with one it cannot reach (the
+FailStep); then one definition executed with a multiclass and a regression
+target, chosen by the Target parameter of each execution.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def objects(session, prefix: str) -> dict[str, bytes]:
             .read() for item in listed.get("Contents", [])}
 
 
-def run(sdk_image, session, name: str, threshold: float):
+def run(sdk_image, session, name: str, **parameters):
     settings = pl.Settings(image_uri=sdk_image, role=ROLE, bucket=BUCKET, prefix=name,
                            name=name, local=True)
     session.default_bucket()
@@ -34,7 +36,7 @@ def run(sdk_image, session, name: str, threshold: float):
     pipeline.upsert(role_arn=ROLE)
     started = time.monotonic()
     execution = pipeline.start(parameters={"InputData": data.rsplit("/", 1)[0] + "/",
-                                           "MetricThreshold": threshold})
+                                           **parameters})
     elapsed = time.monotonic() - started
     steps = {s["StepName"]: s for s in pl.list_steps(execution)}
     return execution, steps, elapsed
@@ -43,7 +45,8 @@ def run(sdk_image, session, name: str, threshold: float):
 def test_pipeline_passes_the_gate_and_scores_the_test_set(sdk_image, session_factory, figures,
                                                          no_leftovers):
     session = session_factory(pipeline=True)
-    execution, steps, elapsed = run(sdk_image, session, "pass", threshold=0.5)
+    # The default MetricThreshold.
+    execution, steps, elapsed = run(sdk_image, session, "pass")
     figures["local pipeline, passing branch (wall time)"] = f"{elapsed:.0f} s"
     description = execution.describe()
     assert description["PipelineExecutionStatus"] == "Succeeded", (
@@ -60,6 +63,9 @@ def test_pipeline_passes_the_gate_and_scores_the_test_set(sdk_image, session_fac
     report = json.loads(next(iter(reports.values())))
     accuracy = report["binary_classification_metrics"]["accuracy"]["value"]
     assert 0.5 <= accuracy <= 1
+    assert report["quality_gate"]["value"] >= pl.DEFAULT_THRESHOLD
+    # What RegisterModel would get on AWS: the sample payload prepare wrote.
+    assert [k for k in stored if k.endswith("/prepare/sample_payload/sample_payload.tar.gz")]
 
     # One prediction line per test row, in order, for the test features.
     test_features = [v for k, v in stored.items() if k.endswith("test_features.csv")]
@@ -84,7 +90,7 @@ def test_pipeline_passes_the_gate_and_scores_the_test_set(sdk_image, session_fac
 def test_pipeline_below_threshold_ends_in_the_fail_step(sdk_image, session_factory, figures,
                                                        no_leftovers):
     session = session_factory(pipeline=True)
-    execution, steps, elapsed = run(sdk_image, session, "fail", threshold=0.99)
+    execution, steps, elapsed = run(sdk_image, session, "fail", MetricThreshold=0.99)
     figures["local pipeline, failing branch (wall time)"] = f"{elapsed:.0f} s"
     description = execution.describe()
     assert description["PipelineExecutionStatus"] == "Failed"
@@ -93,8 +99,52 @@ def test_pipeline_below_threshold_ends_in_the_fail_step(sdk_image, session_facto
                       "CheckQuality": "Succeeded", "QualityTooLow": "Failed"}
     assert steps["CheckQuality"]["Metadata"]["Condition"]["Outcome"] is False
     reason = steps["QualityTooLow"]["FailureReason"]
-    assert "test accuracy" in reason and "below MetricThreshold 0.99" in reason
+    assert "of the error of the best constant prediction" in reason
+    assert "below MetricThreshold 0.99" in reason
     assert not [k for k in objects(session, "fail/runs/") if "/transform/" in k]
+
+
+# Targets of the bundled data besides churn: one definition, the problem
+# chosen by each execution's Target.
+OTHER_PROBLEMS = {
+    "internet_service": ("multiclass_classification_metrics", "MulticlassClassification"),
+    "monthly_charges": ("regression_metrics", "Regression"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(OTHER_PROBLEMS))
+def test_one_definition_runs_every_problem_type(sdk_image, session_factory, figures, target,
+                                               no_leftovers):
+    section, problem_type = OTHER_PROBLEMS[target]
+    session = session_factory(pipeline=True)
+    name = target.replace("_", "-")
+    execution, steps, elapsed = run(sdk_image, session, name, Target=target)
+    figures[f"local pipeline, Target={target} (wall time)"] = f"{elapsed:.0f} s"
+    description = execution.describe()
+    assert description["PipelineExecutionStatus"] == "Succeeded", (
+        description.get("FailureReason"), {n: s.get("FailureReason") for n, s in steps.items()})
+    assert steps["CheckQuality"]["Metadata"]["Condition"]["Outcome"] is True
+
+    stored = objects(session, f"{name}/runs/")
+    (report,) = [json.loads(v) for k, v in stored.items()
+                 if k.endswith("/evaluation/evaluation.json")]
+    assert section in report
+    assert report["quality_gate"]["problem_type"] == problem_type
+    (problem,) = [json.loads(v) for k, v in stored.items() if k.endswith("/problem/problem.json")]
+    assert problem["target"] == target and problem["problem_type"] == problem_type
+
+    (test,) = [v for k, v in stored.items() if k.endswith("/prepare/test/test.csv")]
+    truth = pd.read_csv(pd.io.common.BytesIO(test))[target]
+    (output,) = [v for k, v in stored.items() if "/transform/" in k and k.endswith(".out")]
+    predictions = output.decode().split("\n")[:-1]
+    assert len(predictions) == len(truth)
+    if problem_type == "Regression":
+        values = [float(p) for p in predictions]
+        # Better than the mean on the test rows, as the gate said.
+        mse = sum((v - t) ** 2 for v, t in zip(values, truth)) / len(truth)
+        assert mse < truth.var(ddof=0)
+    else:
+        assert set(predictions) <= set(truth.astype(str))
 
 
 def test_cli_local_command(sdk_image, local_mode, moto_s3, tmp_path):

@@ -43,7 +43,7 @@ def test_binary_report_matches_the_model(trained_model, tmp_path):
     test_dir = write_split(tmp_path / "test")
     report = run(tmp_path, trained_model / "model", test_dir, "--bootstrap", "20")
 
-    assert list(report) == [ev.BINARY]
+    assert list(report) == [ev.BINARY, "quality_gate"]
     section = report[ev.BINARY]
     for name in ("accuracy", "precision", "recall", "f1", "auc"):
         assert set(section[name]) == {"value", "standard_deviation"}, name
@@ -132,6 +132,165 @@ def test_multiclass_and_regression_sections(tmp_path):
     assert metrics["mse"]["value"] == pytest.approx(0.125)
     assert metrics["rmse"]["value"] == pytest.approx(math.sqrt(0.125))
     assert metrics["mae"]["value"] == pytest.approx(0.25)
+
+
+# The names SageMaker's model-quality layout lists for each problem type
+# (developer guide, "Model quality metrics": model-monitor-model-quality-metrics).
+LAYOUT_MULTICLASS = {
+    "confusion_matrix", "accuracy", "weighted_recall", "weighted_precision", "weighted_f0_5",
+    "weighted_f1", "weighted_f2", "accuracy_best_constant_classifier",
+    "weighted_recall_best_constant_classifier", "weighted_precision_best_constant_classifier",
+    "weighted_f0_5_best_constant_classifier", "weighted_f1_best_constant_classifier",
+    "weighted_f2_best_constant_classifier"}
+LAYOUT_BINARY = {
+    "confusion_matrix", "recall", "precision", "accuracy", "recall_best_constant_classifier",
+    "precision_best_constant_classifier", "accuracy_best_constant_classifier",
+    "true_positive_rate", "true_negative_rate", "false_positive_rate", "false_negative_rate",
+    "receiver_operating_characteristic_curve", "precision_recall_curve", "auc", "f0_5", "f1",
+    "f2", "f0_5_best_constant_classifier", "f1_best_constant_classifier",
+    "f2_best_constant_classifier"}
+LAYOUT_REGRESSION = {"mae", "mse", "rmse", "r2"}
+
+
+def imbalanced_multiclass(n=600, seed=5):
+    rng = np.random.default_rng(seed)
+    classes = ["ant", "bee", "cat", "dog"]
+    y = rng.choice(classes, n, p=[0.55, 0.25, 0.15, 0.05]).astype(object)
+    # Right 70 % of the time, otherwise a class drawn at random.
+    pred = np.where(rng.random(n) < 0.7, y, rng.choice(classes, n)).astype(object)
+    proba = rng.dirichlet(np.ones(4), n)
+    return classes, y, pred, proba
+
+
+def test_multiclass_scores_are_the_layouts_weighted_averages():
+    from sklearn import metrics as m
+
+    classes, y, pred, proba = imbalanced_multiclass()
+    report = ev.classification_report(y, pred, proba, classes, rounds=0, seed=0)
+    section = report[ev.MULTICLASS]
+    assert LAYOUT_MULTICLASS <= set(section)
+    # The bare names mean the positive class in the binary section: not here.
+    assert not {"precision", "recall", "f1"} & set(section)
+    assert set(section) - LAYOUT_MULTICLASS <= {"balanced_accuracy", "auc", "log_loss"}
+
+    def value(name):
+        return section[name]["value"]
+
+    assert value("accuracy") == pytest.approx(m.accuracy_score(y, pred))
+    for name, beta in (("weighted_f0_5", 0.5), ("weighted_f1", 1.0), ("weighted_f2", 2.0)):
+        assert value(name) == pytest.approx(
+            m.fbeta_score(y, pred, beta=beta, average="weighted", zero_division=0)), name
+    assert value("weighted_precision") == pytest.approx(
+        m.precision_score(y, pred, average="weighted", zero_division=0))
+    assert value("weighted_recall") == pytest.approx(
+        m.recall_score(y, pred, average="weighted", zero_division=0))
+    # On imbalanced classes the weighted averages are not the macro ones.
+    assert abs(value("weighted_f1") - m.f1_score(y, pred, average="macro")) > 0.01
+    assert abs(value("weighted_precision")
+               - m.precision_score(y, pred, average="macro")) > 0.01
+
+
+def test_best_constant_classifier_is_the_best_of_every_constant_prediction():
+    from sklearn import metrics as m
+
+    classes, y, pred, proba = imbalanced_multiclass()
+    section = ev.classification_report(y, pred, proba, classes, rounds=0, seed=0)[ev.MULTICLASS]
+    scorers = {
+        "accuracy": m.accuracy_score,
+        "weighted_recall": lambda t, p: m.recall_score(t, p, average="weighted",
+                                                       zero_division=0),
+        "weighted_precision": lambda t, p: m.precision_score(t, p, average="weighted",
+                                                             zero_division=0),
+        "weighted_f1": lambda t, p: m.f1_score(t, p, average="weighted", zero_division=0),
+        "weighted_f2": lambda t, p: m.fbeta_score(t, p, beta=2, average="weighted",
+                                                  zero_division=0),
+    }
+    for name, score in scorers.items():
+        best = max(score(y, np.full(len(y), c, dtype=object)) for c in classes)
+        assert section[f"{name}_best_constant_classifier"]["value"] == pytest.approx(best), name
+    # Always the majority class: its share of the test rows.
+    share = float(np.mean(y == "ant"))
+    assert section["accuracy_best_constant_classifier"]["value"] == pytest.approx(share)
+
+
+def test_binary_section_has_the_layouts_rates_and_f_scores():
+    from sklearn import metrics as m
+
+    rng = np.random.default_rng(2)
+    n = 500
+    y = rng.choice(["stay", "leave"], n, p=[0.7, 0.3]).astype(object)
+    pred = np.where(rng.random(n) < 0.8, y, np.where(y == "stay", "leave", "stay")).astype(object)
+    scores = rng.random(n)
+    proba = np.column_stack([1 - scores, scores])
+    # The positive class is the model's second one.
+    section = ev.classification_report(y, pred, proba, ["stay", "leave"], rounds=0,
+                                       seed=0)[ev.BINARY]
+    assert LAYOUT_BINARY <= set(section)
+    truth, said = y == "leave", pred == "leave"
+    tp, fp = int(np.sum(truth & said)), int(np.sum(~truth & said))
+    fn, tn = int(np.sum(truth & ~said)), int(np.sum(~truth & ~said))
+    assert section["true_positive_rate"]["value"] == pytest.approx(tp / (tp + fn))
+    assert section["false_negative_rate"]["value"] == pytest.approx(fn / (tp + fn))
+    assert section["false_positive_rate"]["value"] == pytest.approx(fp / (fp + tn))
+    assert section["true_negative_rate"]["value"] == pytest.approx(tn / (fp + tn))
+    assert section["precision"]["value"] == pytest.approx(tp / (tp + fp))
+    assert section["f2"]["value"] == pytest.approx(
+        m.fbeta_score(truth, said, beta=2))
+    # For the positive class's scores, "always leave" is the best constant;
+    # for accuracy, "always stay".
+    positive_share = float(np.mean(truth))
+    assert section["recall_best_constant_classifier"]["value"] == 1.0
+    assert section["precision_best_constant_classifier"]["value"] == pytest.approx(
+        positive_share)
+    assert section["f1_best_constant_classifier"]["value"] == pytest.approx(
+        2 * positive_share / (1 + positive_share))
+    assert section["accuracy_best_constant_classifier"]["value"] == pytest.approx(
+        1 - positive_share)
+
+
+def test_quality_gate_is_the_share_of_the_constant_predictions_error_removed():
+    classes, y, pred, proba = imbalanced_multiclass()
+    report = ev.classification_report(y, pred, proba, classes, rounds=20, seed=0)
+    gate = report["quality_gate"]
+    accuracy = float(np.mean(y == pred))
+    majority = float(np.mean(y == "ant"))
+    assert gate["value"] == pytest.approx(1 - (1 - accuracy) / (1 - majority))
+    assert gate["model_error"] == pytest.approx(1 - accuracy)
+    assert gate["baseline_error"] == pytest.approx(1 - majority)
+    assert "'ant'" in gate["baseline"]
+    assert gate["standard_deviation"] > 0
+    assert gate["problem_type"] == "MulticlassClassification"
+    assert gate["task"] == "CLASSIFICATION"
+
+    # Predicting the majority class everywhere is exactly the baseline.
+    constant = np.full(len(y), "ant", dtype=object)
+    report = ev.classification_report(y, constant, None, classes, rounds=0, seed=0)
+    assert report["quality_gate"]["value"] == pytest.approx(0.0)
+
+
+def test_regression_gate_is_r2_whatever_the_units():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(50_000, 9_000, 400)
+    pred = y + rng.normal(0, 4_000, 400)
+    report = ev.regression_report(y, pred, rounds=0, seed=0)
+    assert set(report[ev.REGRESSION]) == LAYOUT_REGRESSION
+    gate = report["quality_gate"]
+    assert gate["value"] == pytest.approx(r2_score(y, pred))
+    # The same model in other units passes or fails the gate alike.
+    scaled = ev.regression_report(y / 1000, pred / 1000, rounds=0, seed=0)["quality_gate"]
+    assert scaled["value"] == pytest.approx(gate["value"])
+    assert gate["problem_type"] == "Regression" and gate["task"] == "REGRESSION"
+    assert gate["baseline_error"] == pytest.approx(float(np.var(y)))
+
+
+def test_a_constant_test_target_gives_a_gate_of_zero():
+    report = ev.regression_report([3.0, 3.0, 3.0], [3.0, 3.1, 2.9], rounds=0, seed=0)
+    assert report["quality_gate"]["value"] == 0.0
+    y = np.array(["a"] * 5, dtype=object)
+    report = ev.classification_report(y, y, None, ["a", "b"], rounds=0, seed=0)
+    assert report["quality_gate"]["value"] == 0.0
 
 
 def test_confusion_matrix_lists_labels_the_model_never_predicts():

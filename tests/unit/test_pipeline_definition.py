@@ -1,12 +1,14 @@
 """pipeline.py's definition, built offline with the real SageMaker Python SDK v2.
 
-The definition is checked against what the image really does: the JsonGet
-path is looked up in an evaluation.json written by ``processing evaluate``
-on a model trained by ``train``, and every metric regex is matched against
-what ``train`` prints.
+The definition is checked against what the image really does: every JsonGet
+path is looked up in the file ``processing prepare`` or ``processing
+evaluate`` writes, for a binary, a multiclass and a regression target, on
+models trained by ``train``; every metric regex is matched against what
+``train`` prints for each task.
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -117,6 +119,9 @@ def test_parameters(standard):
     assert params["ProcessingInstanceCount"]["Type"] == "Integer"
     assert params["TransformInstanceCount"]["Type"] == "Integer"
     assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    # A share of the best constant prediction's error: the same bar whatever
+    # the problem and the target's units.
+    assert params["MetricThreshold"]["DefaultValue"] == 0.1
 
 
 def test_every_container_is_the_image(standard):
@@ -157,7 +162,10 @@ def test_prepare_step(standard):
                for o in args["ProcessingOutputConfig"]["Outputs"]}
     # What sklearn_byoc/processing/prepare.py writes under --output-dir.
     assert outputs == {name: f"/opt/ml/processing/output/{name}"
-                       for name in ("train", "validation", "test", "test_features")}
+                       for name in ("train", "validation", "test", "test_features",
+                                    "sample_payload", "problem")}
+    assert steps_by_name(definition)["Prepare"]["PropertyFiles"] == [
+        {"PropertyFileName": "Problem", "OutputName": "problem", "FilePath": "problem.json"}]
     # Consumers read them as S3 prefixes: none may be a prefix of another
     # (.../test would also match .../test_features/...).
     uris = [render(o["S3Output"]["S3Uri"]) for o in args["ProcessingOutputConfig"]["Outputs"]]
@@ -188,6 +196,8 @@ def test_prepare_arguments_are_understood_by_the_stage(tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("train", "validation", "test", "test_features"):
         assert list((base / "processing" / "output" / name).glob("*.csv")), name
+    assert (base / "processing" / "output" / "problem" / "problem.json").is_file()
+    assert (base / "processing" / "output" / "sample_payload" / "sample_payload.tar.gz").is_file()
 
 
 def test_evaluate_step_and_its_property_file(standard):
@@ -210,13 +220,13 @@ def test_evaluate_step_and_its_property_file(standard):
                                       "FilePath": "evaluation.json"}]
 
 
-def test_condition_reads_the_report_and_compares_with_the_threshold(standard):
+def test_condition_reads_the_gate_value_and_compares_with_the_threshold(standard):
     definition, _ = standard
     (cond,) = condition(definition)["Conditions"]
     assert cond["Type"] == "GreaterThanOrEqualTo"
     assert cond["LeftValue"] == {"Std:JsonGet": {
         "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
-        "Path": "binary_classification_metrics.accuracy.value"}}
+        "Path": "quality_gate.value"}}
     assert cond["RightValue"] == {"Get": "Parameters.MetricThreshold"}
 
 
@@ -230,9 +240,35 @@ def test_register_step_carries_the_evaluation_report(standard):
         "evaluation.json"]}}
     assert args["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
     spec = args["InferenceSpecification"]
-    assert "text/csv" in spec["SupportedContentTypes"]
     assert spec["Containers"][0]["ModelDataUrl"] == {
         "Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+
+
+def test_register_step_carries_what_inference_recommender_needs(standard):
+    import sklearn
+
+    definition, _ = standard
+    args = steps_by_name(definition)["RegisterModel-RegisterModel"]["Arguments"]
+    spec = args["InferenceSpecification"]
+    # Every request format serve takes, NPY being what SKLearnPredictor sends.
+    assert set(spec["SupportedContentTypes"]) == {
+        "text/csv", "application/json", "application/jsonlines", "application/x-npy"}
+    assert args["Domain"] == "MACHINE_LEARNING"
+    # The task follows the execution: evaluate reads it from the model.
+    assert args["Task"] == {"Std:JsonGet": {
+        "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
+        "Path": "quality_gate.task"}}
+    container = spec["Containers"][0]
+    assert container["Framework"] == "SAGEMAKER-SCIKIT-LEARN"
+    # The scikit-learn the image pins, as installed here from the same pins.
+    assert container["FrameworkVersion"] == sklearn.__version__
+    # The tar.gz prepare writes, under the prefix its output goes to.
+    prepare = steps_by_name(definition)["Prepare"]["Arguments"]
+    (payload,) = [o["S3Output"]["S3Uri"] for o in prepare["ProcessingOutputConfig"]["Outputs"]
+                  if o["OutputName"] == "sample_payload"]
+    url = render(args["SamplePayloadUrl"])
+    assert url == render(payload) + "sample_payload.tar.gz"
+    assert url.startswith("s3://test-bucket/") and url.endswith(".tar.gz")
 
 
 def test_transform_step_scores_the_headerless_test_features(standard):
@@ -260,59 +296,147 @@ def test_training_step(standard):
     assert all(c["ContentType"] == "text/csv" for c in channels.values())
 
 
-# -- against what the stages really do ---------------------------------------------------------
+# -- against what the stages really do, for every problem type --------------------------------
+# Targets of the bundled data: one per problem type the one definition serves.
+PROBLEMS = {"binary": "churn", "multiclass": "internet_service",
+            "regression": "monthly_charges"}
+
+
+def run_step(step: dict, base) -> subprocess.CompletedProcess:
+    """A processing step of the definition, run by `processing` on the tree at ``base``:
+    its very entrypoint and arguments, /opt/ml moved to the tree."""
+    app = step["Arguments"]["AppSpecification"]
+    arguments = []
+    for a in app["ContainerArguments"]:
+        arguments.append(a.replace("/opt/ml", str(base)) if isinstance(a, str) else a)
+    return run_stage("processing", base, app["ContainerEntrypoint"][1:] + arguments)
+
+
 @pytest.fixture(scope="module")
-def train_stdout(tmp_path_factory) -> tuple[str, dict]:
-    base = training_tree(tmp_path_factory.mktemp("train"), {"train": [DATA]},
-                         {"target": "churn"})
-    result = run_stage("train", base)
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
-    return result.stdout + result.stderr, metrics
+def executions(monkeymodule, tmp_path_factory) -> dict[str, dict]:
+    """For each problem type: prepare, train and evaluate as the definition runs them,
+    on the bundled data with that problem's target; the files each step wrote."""
+    definition, _ = build(monkeymodule)
+    steps = steps_by_name(definition)
+    found = {}
+    for problem, target in PROBLEMS.items():
+        from tests.sagemaker_tree import processing_tree
+
+        base = processing_tree(tmp_path_factory.mktemp(f"prepare-{problem}"),
+                               {"data.csv": DATA})
+        prepare = copy.deepcopy(steps["Prepare"])
+        # The Target parameter of this execution.
+        prepare["Arguments"]["AppSpecification"]["ContainerArguments"] = [
+            target if a == {"Get": "Parameters.Target"} else a
+            for a in prepare["Arguments"]["AppSpecification"]["ContainerArguments"]]
+        assert target in prepare["Arguments"]["AppSpecification"]["ContainerArguments"]
+        result = run_step(prepare, base)
+        assert result.returncode == 0, result.stderr
+        splits = base / "processing" / "output"
+
+        job = training_tree(tmp_path_factory.mktemp(f"train-{problem}"),
+                            {"train": [splits / "train" / "train.csv"],
+                             "validation": [splits / "validation" / "validation.csv"]},
+                            {"target": target})
+        trained = run_stage("train", job)
+        assert trained.returncode == 0, trained.stderr
+
+        evaluation = tmp_path_factory.mktemp(f"evaluate-{problem}")
+        (evaluation / "processing").mkdir()
+        (evaluation / "processing" / "model").symlink_to(job / "model")
+        (evaluation / "processing" / "test").symlink_to(splits / "test")
+        result = run_step(steps["Evaluate"], evaluation)
+        assert result.returncode == 0, result.stderr
+        found[problem] = {
+            "Problem": json.loads((splits / "problem" / "problem.json").read_text()),
+            "EvaluationReport": json.loads(
+                (evaluation / "processing" / "evaluation" / "evaluation.json").read_text()),
+            "train output": trained.stdout + trained.stderr,
+            "metrics": json.loads((job / "output" / "data" / "metrics.json").read_text()),
+        }
+    return found
 
 
-def test_metric_regexes_match_what_train_prints(standard, train_stdout):
+def json_gets(node) -> list[dict]:
+    found = []
+    if isinstance(node, dict):
+        if "Std:JsonGet" in node:
+            found.append(node["Std:JsonGet"])
+        for value in node.values():
+            found += json_gets(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += json_gets(item)
+    return found
+
+
+def resolve(document: dict, path: str):
+    node = document
+    for key in path.split("."):
+        assert isinstance(node, dict) and key in node, f"{key!r} of {path} is missing"
+        node = node[key]
+    return node
+
+
+def test_every_jsonget_path_resolves_in_what_the_steps_write(standard, monkeymodule,
+                                                             executions):
     definition, _ = standard
-    output, metrics = train_stdout
+    tuned, _ = build(monkeymodule, tuning=True)
+    gets = json_gets(definition) + json_gets(tuned)
+    paths = {(g["PropertyFile"]["Get"].rsplit(".", 1)[1], g["Path"]) for g in gets}
+    assert paths == {("EvaluationReport", "quality_gate.value"),
+                     ("EvaluationReport", "quality_gate.task"),
+                     ("Problem", "tuning_objective.MetricName"),
+                     ("Problem", "tuning_objective.Type")}
+    for problem, files in executions.items():
+        for file, path in paths:
+            resolve(files[file], path)
+        gate = resolve(files["EvaluationReport"], "quality_gate.value")
+        assert isinstance(gate, float) and 0 < gate <= 1, (problem, gate)
+        # The bundled data's targets are all learnable: every one clears the
+        # default threshold, whatever its units.
+        assert gate >= pl.DEFAULT_THRESHOLD, (problem, gate)
+
+
+def test_the_values_follow_the_problem_of_each_execution(executions):
+    expected = {"binary": ("CLASSIFICATION", "binary_classification_metrics",
+                           "validation:accuracy", "Maximize"),
+                "multiclass": ("CLASSIFICATION", "multiclass_classification_metrics",
+                               "validation:accuracy", "Maximize"),
+                "regression": ("REGRESSION", "regression_metrics", "validation:rmse",
+                               "Minimize")}
+    for problem, (task, section, metric, direction) in expected.items():
+        files = executions[problem]
+        assert resolve(files["EvaluationReport"], "quality_gate.task") == task
+        assert section in files["EvaluationReport"]
+        assert resolve(files["Problem"], "tuning_objective.MetricName") == metric
+        assert resolve(files["Problem"], "tuning_objective.Type") == direction
+        # The objective is a metric train printed, last, for that task.
+        printed = re.findall(r"^((?:train|validation):\w+)=", files["train output"],
+                             re.MULTILINE)
+        assert printed[-1] == metric, problem
+
+
+def test_metric_regexes_match_what_train_prints_for_every_task(standard, executions):
+    definition, _ = standard
     definitions = steps_by_name(definition)["Train"]["Arguments"]["AlgorithmSpecification"][
         "MetricDefinitions"]
-    assert definitions
-    for entry in definitions:
-        found = re.findall(entry["Regex"], output)
-        assert found, f"{entry['Name']} ({entry['Regex']}) matches nothing train printed"
-        split, _, name = entry["Name"].partition(":")
-        # SageMaker takes the last value printed.
-        assert float(found[-1]) == pytest.approx(metrics[split][name], abs=1e-6)
-    printed = set(re.findall(r"^((?:train|validation):\w+)=", output, re.MULTILINE))
-    assert printed == {entry["Name"] for entry in definitions}
-
-
-def test_jsonget_path_exists_in_what_evaluate_writes(standard, trained_model, tmp_path):
-    definition, _ = standard
-    (cond,) = condition(definition)["Conditions"]
-    path = cond["LeftValue"]["Std:JsonGet"]["Path"]
-    test = tmp_path / "processing" / "test"
-    test.mkdir(parents=True)
-    lines = DATA.read_text().splitlines()
-    header = lines[0].split(",")
-    index = header.index("churn")
-    reordered = [",".join([row.split(",")[index]] + [c for i, c in enumerate(row.split(","))
-                                                     if i != index])
-                 for row in lines[:400]]
-    (test / "test.csv").write_text("\n".join(reordered) + "\n")
-    (tmp_path / "processing" / "model").symlink_to(trained_model / "model")
-    step = steps_by_name(definition)["Evaluate"]["Arguments"]
-    arguments = [a.replace("/opt/ml", str(tmp_path)) for a in
-                 step["AppSpecification"]["ContainerArguments"]]
-    result = run_stage("processing", tmp_path,
-                       step["AppSpecification"]["ContainerEntrypoint"][1:] + arguments)
-    assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "processing" / "evaluation" / "evaluation.json").read_text())
-    node = report
-    for key in path.split("."):
-        assert key in node, f"{key!r} of {path} is not in evaluation.json"
-        node = node[key]
-    assert isinstance(node, float) and 0 <= node <= 1
+    # CreateTrainingJob takes at most 40 MetricDefinitions.
+    assert 0 < len(definitions) <= 40
+    matched = set()
+    for problem, files in executions.items():
+        output, metrics = files["train output"], files["metrics"]
+        for entry in definitions:
+            found = re.findall(entry["Regex"], output)
+            if not found:
+                continue
+            matched.add(entry["Name"])
+            split, _, name = entry["Name"].partition(":")
+            # SageMaker takes the last value printed.
+            assert float(found[-1]) == pytest.approx(metrics[split][name], abs=1e-6)
+        printed = set(re.findall(r"^((?:train|validation):\w+)=", output, re.MULTILINE))
+        assert printed <= {entry["Name"] for entry in definitions}, problem
+    assert matched == {entry["Name"] for entry in definitions}
 
 
 # -- variants ----------------------------------------------------------------------------------
@@ -324,20 +448,26 @@ def test_tuning_variant(monkeymodule):
     tune = steps["Tune"]
     assert tune["Type"] == "Tuning"
     config = tune["Arguments"]["HyperParameterTuningJobConfig"]
-    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize",
-                                                          "MetricName": "validation:accuracy"}
     assert config["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 4
     ranges = config["ParameterRanges"]
     names = {r["Name"] for kind in ranges.values() for r in kind}
     assert names == set(pl.TUNING_RANGES)
-    # The ranges are parameters of the estimator the trainer builds by default.
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    # The ranges are parameters of the estimators the trainer builds by default.
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     assert names <= set(HistGradientBoostingClassifier().get_params())
+    assert names <= set(HistGradientBoostingRegressor().get_params())
     training = tune["Arguments"]["TrainingJobDefinition"]
     assert training["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    # The objective is read at run time from what prepare found the task to be.
+    objective = config["HyperParameterTuningJobObjective"]
+    problem_file = {"Get": "Steps.Prepare.PropertyFiles.Problem"}
+    assert objective == {
+        "Type": {"Std:JsonGet": {"PropertyFile": problem_file, "Path": "tuning_objective.Type"}},
+        "MetricName": {"Std:JsonGet": {"PropertyFile": problem_file,
+                                       "Path": "tuning_objective.MetricName"}}}
     objective_names = {m["Name"] for m in training["AlgorithmSpecification"]["MetricDefinitions"]}
-    assert "validation:accuracy" in objective_names
+    assert {"validation:accuracy", "validation:rmse"} <= objective_names
     model_input = {i["InputName"]: i["S3Input"]["S3Uri"]
                    for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"]}["model"]
     values = model_input["Std:Join"]["Values"]
@@ -361,19 +491,16 @@ def test_local_variant_has_only_what_local_mode_runs(monkeymodule):
         pl.Settings(local=True, tuning=True)
 
 
-def test_regression_variant_compares_rmse_downwards(monkeymodule):
-    definition, _ = build(monkeymodule, problem="regression", target="monthly_charges")
-    (cond,) = condition(definition)["Conditions"]
-    assert cond["Type"] == "LessThanOrEqualTo"
-    assert cond["LeftValue"]["Std:JsonGet"]["Path"] == "regression_metrics.rmse.value"
-    names = {m["Name"] for m in steps_by_name(definition)["Train"]["Arguments"][
-        "AlgorithmSpecification"]["MetricDefinitions"]}
-    assert "validation:rmse" in names and "validation:accuracy" not in names
-
-
-def test_a_metric_missing_from_the_report_is_refused():
-    with pytest.raises(ValueError, match="not in the regression report"):
-        pl.Settings(problem="regression", metric="accuracy")
+def test_one_definition_whatever_the_default_target(monkeymodule):
+    """Nothing in the definition depends on the problem but the Target default."""
+    churn, _ = build(monkeymodule)
+    price, _ = build(monkeymodule, target="monthly_charges")
+    churn_params = {p["Name"]: p for p in churn.pop("Parameters")}
+    price_params = {p["Name"]: p for p in price.pop("Parameters")}
+    assert churn == price
+    assert churn_params.pop("Target")["DefaultValue"] == "churn"
+    assert price_params.pop("Target")["DefaultValue"] == "monthly_charges"
+    assert churn_params == price_params
 
 
 # -- command line -------------------------------------------------------------------------------
@@ -454,3 +581,67 @@ def test_cli_upsert_and_start_against_an_api_emulator(tmp_path):
         assert ":2.0" in stored and ":1.0" not in stored
     finally:
         server.stop()
+
+
+# -- one line when AWS (or the emulator) is out of reach -------------------------------------
+def offline_env(tmp_path, **extra) -> dict:
+    """No credentials anywhere boto3 looks (instance metadata included); no telemetry."""
+    import os
+
+    config = tmp_path / "sdk.yaml"
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n"
+                      "      TelemetryOptOut: true\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
+    env.update({"AWS_CONFIG_FILE": str(tmp_path / "none"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "1",
+                "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config), **extra})
+    return env
+
+
+def closed_port() -> str:
+    from tests.sagemaker_tree import free_port
+
+    return f"http://127.0.0.1:{free_port()}"
+
+
+AWS_ARGS = ["--role", ROLE, "--bucket", "b", "--region", "eu-west-1", "--image-uri", IMAGE]
+
+
+@pytest.mark.parametrize("command, extra_env, expected", [
+    (["upsert", *AWS_ARGS], {}, ["pipeline.py upsert: no AWS credentials found",
+                                 "AWS_ACCESS_KEY_ID"]),
+    (["start", *AWS_ARGS], {}, ["pipeline.py start: no AWS credentials found", "AWS_PROFILE"]),
+    (["local", "--image-uri", "img", "--bucket", "b", "--s3-endpoint-url", "http://x:1"], {},
+     ["pipeline.py local: no AWS credentials found", "any values will do for moto_server"]),
+    (["start", *AWS_ARGS], {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+                            "AWS_ENDPOINT_URL": "CLOSED"},
+     ["pipeline.py start: cannot reach http://127.0.0.1:", "check --region"]),
+    (["local", "--image-uri", "img", "--bucket", "b", "--s3-endpoint-url", "CLOSED",
+      "--data", str(DATA)], {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"},
+     ["pipeline.py local: cannot reach http://127.0.0.1:", "moto_server -H 127.0.0.1"]),
+])
+def test_no_account_or_endpoint_fails_in_one_line(tmp_path, command, extra_env, expected):
+    port = closed_port()
+    command = [port if a == "CLOSED" else a for a in command]
+    extra_env = {k: (port if v == "CLOSED" else v) for k, v in extra_env.items()}
+    result = subprocess.run([sys.executable, str(ROOT / "pipeline.py"), *command],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env=offline_env(tmp_path, **extra_env))
+    assert result.returncode == 1, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert result.stdout == ""
+
+
+def test_without_the_sdk_pipeline_py_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sagemaker" else real(name, *a))
+    with pytest.raises(SystemExit, match=r"make pipeline-tools"):
+        pl.main(["definition"])
