@@ -95,12 +95,15 @@ def test_the_readme_recipe_runs_as_written(tmp_path):
     assert '"multiclass_classification_metrics"' in out
     assert (job / "processing" / "evaluation" / "confusion_matrix.svg").is_file()
 
-    # 4. the CSV call: one label per test row, in order; then the JSON call's answer
+    # 4. the CSV call: one label per test row, in order; the JSON call's answer; the
+    # NPY call's array of the first three labels
     lines = out.strip().splitlines()
-    answer = json.loads(lines[-1])
-    labels = lines[-1 - len(test):-1]
+    npy_answer = lines[-1]
+    answer = json.loads(lines[-2])
+    labels = lines[-2 - len(test):-2]
     # Right after the end of the printed evaluation.json.
-    assert lines[-2 - len(test)] == "}"
+    assert lines[-3 - len(test)] == "}"
+    assert re.findall(r"'([^']*)'", npy_answer) == labels[:3], npy_answer
     assert set(labels) <= CLASSES
     accuracy = float(np.mean(np.array(labels) == test[TARGET].to_numpy()))
     assert accuracy == pytest.approx(
