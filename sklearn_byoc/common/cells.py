@@ -193,3 +193,15 @@ def missing_mask(values):
 
     flags = np.array([is_missing(c) for c in uniques] + [True], dtype=bool)
     return flags[codes]
+
+
+def label_column(values):
+    """An object array of :func:`label_value` of each cell (missing cells stay missing)."""
+    import numpy as np
+
+    codes, uniques = _distinct(values)
+    labels = np.empty(len(uniques) + 1, dtype=object)
+    for i, value in enumerate(uniques):
+        labels[i] = label_value(value)
+    labels[-1] = MISSING
+    return labels[codes]

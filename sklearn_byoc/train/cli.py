@@ -30,7 +30,7 @@ def main(args: list[str]) -> None:
     from sklearn_byoc.train.trainer import train
 
     result = train(paths, hyperparameters, input_config)
-    for line in result.metric_lines:
+    for line in result.metric_lines if result else []:
         print(line, flush=True)
 
 

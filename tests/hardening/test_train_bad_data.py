@@ -118,20 +118,21 @@ def test_bad_data_and_hyperparameters_fail_with_a_one_line_reason(tmp_path):
     assert not problems, "\n".join(problems)
 
 
-def test_zero_byte_files_among_good_ones_are_skipped_with_a_warning(tmp_path):
+def test_zero_byte_files_and_markers_among_good_ones_are_skipped_with_one_warning(tmp_path):
     files = {"part-0000.csv": SMALL, "part-0001.csv": "", "_SUCCESS": "",
-             "day=2/part-0002.csv": "", "day=2/part-0003.csv": SMALL}
+             ".part-0000.csv.crc": b"crc\x00\x01", "day=2/part-0002.csv": "",
+             "day=2/part-0003.csv": SMALL}
     base = training_tree(tmp_path, {"train": files}, {"target": "churn", "model": "linear"})
     result = run_stage("train", base, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (base / "output" / "failure").exists()
     warnings = [line for line in result.stderr.splitlines() if "WARNING skipping" in line]
     channel = base / "input" / "data" / "train"
-    assert sorted(warnings) == sorted(
-        next(w for w in warnings if str(channel / name) in w)
-        for name in ("part-0001.csv", "day=2/part-0002.csv")), warnings
-    assert all("holds no rows" in w for w in warnings)
-    assert "read 800 rows" in result.stderr and "from 2 file(s)" in result.stderr
+    assert len(warnings) == 1, warnings
+    assert f"skipping 4 file(s) under {channel} that hold no data" in warnings[0]
+    for name in (".part-0000.csv.crc", "_SUCCESS", "day=2/part-0002.csv", "part-0001.csv"):
+        assert name in warnings[0]
+    assert "read 800 rows" in result.stderr and "from 2 CSV file(s)" in result.stderr
     assert (base / "model" / "model.joblib").is_file()
 
 
