@@ -77,10 +77,11 @@ def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     import fastparquet
 
     try:
-        parquet = fastparquet.ParquetFile(str(path))
-        # categories=[]: dictionary-encoded text comes back as text, not as a
-        # pandas Categorical rebuilt from the writer's pandas metadata.
-        frame = parquet.to_pandas(categories=[])
+        with path.open("rb") as handle:
+            parquet = fastparquet.ParquetFile(handle)
+            # categories=[]: dictionary-encoded text comes back as text, not as a
+            # pandas Categorical rebuilt from the writer's pandas metadata.
+            frame = parquet.to_pandas(categories=[])
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to decode is the file's
