@@ -17,12 +17,22 @@ and says how to write it instead.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sklearn_byoc.common.errors import UserError
+
+
+def _fastparquet():
+    # fastparquet reads a pandas option that pandas 3 deprecates, and warns on import;
+    # the warning is the library's, not the job's.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*future.infer_string.*")
+        import fastparquet
+    return fastparquet
 
 
 def _unreadable(path: Path, exc: Exception) -> UserError:
@@ -74,7 +84,7 @@ def _plain(column: pd.Series) -> tuple[pd.Series | None, str | None]:
 
 def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """One Parquet file as a frame, and its columns of a type no estimator takes."""
-    import fastparquet
+    fastparquet = _fastparquet()
 
     try:
         with path.open("rb") as handle:
@@ -107,7 +117,7 @@ def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
 
 def write_file(frame: pd.DataFrame, path: Path) -> None:
     """``frame`` as one Snappy-compressed Parquet file, under a temporary name then renamed."""
-    import fastparquet
+    fastparquet = _fastparquet()
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
