@@ -184,3 +184,35 @@ def test_written_splits_read_back_as_they_were(tmp_path):
     assert read["churn"].tolist()[:2] == ["yes", "no"] and pd.isna(read["churn"][2])
     assert read["tenure"].tolist()[0] == 1.0 and np.isnan(read["tenure"][1])
     assert read["flag"].tolist()[0] is True and read["flag"].tolist()[2] is False
+
+
+# One table of 60 rows (nullable ints, floats with nulls, a pandas Categorical, text with
+# nulls, booleans) written once by pyarrow 26, Polars 2.1 and DuckDB 2.0 with their default
+# settings; none of them is a dependency of the image or of the tests.
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "parquet"
+WRITERS = ("pyarrow-defaults", "polars-defaults", "duckdb-defaults")
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_files_other_writers_make_with_their_defaults_read_alike(tmp_path, writer):
+    (tmp_path / "part-0").write_bytes((FIXTURES / f"{writer}.parquet").read_bytes())
+    table = read_folder(tmp_path)
+    frame = table.frame
+    assert frame.columns.tolist() == ["tenure", "charges", "plan", "region", "paperless", "churn"]
+    assert len(frame) == 60
+    assert frame.isna().sum().to_dict() == {"tenure": 7, "charges": 6, "plan": 0, "region": 5,
+                                            "paperless": 0, "churn": 0}
+    assert pd.api.types.is_float_dtype(frame["tenure"])
+    assert set(frame["plan"]) == {"basic", "gold", "family"}
+    assert set(frame["churn"]) == {"yes", "no"}
+    assert frame["paperless"].map(type).eq(bool).all()
+
+
+def test_the_writers_agree_cell_for_cell():
+    frames = []
+    for writer in WRITERS:
+        frame, unsupported = parquet.read_file(FIXTURES / f"{writer}.parquet")
+        assert unsupported == {}
+        frames.append(frame)
+    for other in frames[1:]:
+        pd.testing.assert_frame_equal(other, frames[0], check_dtype=False)
