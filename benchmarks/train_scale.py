@@ -69,15 +69,18 @@ WRAPPER = textwrap.dedent("""
 
 def measure(argv: list[str], env: dict | None = None) -> dict:
     """Wall time and peak RSS of one process."""
+    load = [os.getloadavg()[0]]
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", WRAPPER, *argv], env={**os.environ, **(env or {})},
                           capture_output=True, text=True)
     wall = time.monotonic() - started
+    load.append(os.getloadavg()[0])
     lines = done.stderr.strip().splitlines()
     peak = next((int(line.split("=", 1)[1]) for line in reversed(lines)
                  if line.startswith("peak_rss_kb=")), None)
     return {"seconds": round(wall, 1), "peak_mb": round(peak / 1024) if peak else None,
-            "exit": done.returncode, "log_tail": lines[-4:-1]}
+            "exit": done.returncode, "log_tail": lines[-4:-1], "load": load,
+            "cores": os.cpu_count()}
 
 
 BASELINE = textwrap.dedent("""
@@ -150,14 +153,20 @@ def report(results: list[dict]) -> str:
             f"| {r['rows']:,} | {r['float32_mb']:,} MB | {r['file_mb']['csv']:,} / "
             f"{r['file_mb']['parquet']:,} MB | {cell(r['train_csv'])} | "
             f"{cell(r['train_parquet'])} | {cell(r['baseline'])} |")
-    lines += ["", "Peak memory as a multiple of the float32 size of the feature columns:", "",
-              "| Rows | train on CSV | train on Parquet | baseline |", "| ---: | ---: | ---: | ---: |"]
+    lines += ["", "Peak memory as a multiple of the float32 size of the feature columns, and the "
+              "machine's load (1-minute average at the start and end of each run; above the "
+              "core count, other processes shared the CPUs and the times are longer):", "",
+              "| Rows | train on CSV | train on Parquet | baseline | load |",
+              "| ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         def times(run):
             return "-" if run.get("exit") or not run["peak_mb"] else \
                 f"{run['peak_mb'] / max(r['float32_mb'], 1):.1f}x"
+        load = " / ".join(
+            "-" if r[k].get("load") is None else "{:.1f}-{:.1f}".format(*r[k]["load"])
+            for k in ("train_csv", "train_parquet", "baseline"))
         lines.append(f"| {r['rows']:,} | {times(r['train_csv'])} | {times(r['train_parquet'])} | "
-                     f"{times(r['baseline'])} |")
+                     f"{times(r['baseline'])} | {load} |")
     return "\n".join(lines) + "\n"
 
 
@@ -168,7 +177,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks",
                         help="folder for train_scale.md and train_scale.json")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--report", type=Path,
+                        help="only rewrite train_scale.md from this train_scale.json")
     args = parser.parse_args(argv)
+    if args.report:
+        (args.out / "train_scale.md").write_text(report(json.loads(args.report.read_text())))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="train-scale-"))
     results = []
     try:

@@ -551,11 +551,11 @@ def _check_finite(table: Table, name: str, column: pd.Series, text=None) -> None
         )
 
 
-def _first_bad(X: pd.DataFrame, mask: np.ndarray, table: Table) -> str:
-    first = int(np.flatnonzero(mask)[0])
-    position = X.index[first]
+def _where_in(X: pd.DataFrame, row: int, table: Table) -> str:
+    """Where row ``row`` of ``X`` is in the files (``X``'s index holds its place in ``table``)."""
+    position = X.index[row]
     return table.where(int(position)) if isinstance(position, (int, np.integer)) \
-        else f"row {first + 1}"
+        else f"row {row + 1}"
 
 
 def conform_features(X: pd.DataFrame, kinds: dict[str, str], table: Table,
@@ -579,7 +579,7 @@ def conform_features(X: pd.DataFrame, kinds: dict[str, str], table: Table,
                 first = int(np.flatnonzero(refused)[0])
                 raise UserError(
                     f"feature {name!r} is numeric in the model but the {what} holds "
-                    f"{_short(values[first])} (first at {_first_bad(X, refused, table)}); fix "
+                    f"{_short(values[first])} (first at {_where_in(X, first, table)}); fix "
                     "the value or leave the cell empty"
                 )
             X[name] = numbers

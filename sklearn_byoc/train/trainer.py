@@ -20,7 +20,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,7 @@ from sklearn_byoc.common.tables import Table, conform_features, infer_task, read
     resolve_target
 from sklearn_byoc.train import data, small_data
 from sklearn_byoc.train.estimators import build_estimator, check_task
-from sklearn_byoc.train.settings import TRAINER_KEYS, Settings, read_settings  # noqa: F401
+from sklearn_byoc.train.settings import Settings, read_settings
 
 log = logging.getLogger("train")
 
