@@ -2,14 +2,15 @@
 
 fastparquet does the work.  It was chosen by measurement over pyarrow,
 DuckDB and Polars (``benchmarks/parquet_libraries.py``): it reads a
-1,000,000-row file in half pyarrow's time and memory, adds about 17 MB to the
-image instead of 170 MB, and pandas never imports it by itself (pandas
+1,000,000-row file in half pyarrow's time and memory, adds about 16 MB to the
+image instead of 168 MB, and pandas never imports it by itself (pandas
 imports pyarrow at start-up whenever it is installed, which would cost every
 ``serve`` worker its memory and change pandas' string storage there).  Only
 ``train`` and ``processing`` import this module.
 
-Files written by Spark, Glue, Athena ``UNLOAD``, pandas, DuckDB and Polars
-with their default settings read as they are.  fastparquet does not read
+Files written with their default settings by pyarrow (so pandas), DuckDB and
+Polars read as they are (``tests/fixtures/parquet``); Spark's and Glue's
+writer also defaults to data pages of version 1.  fastparquet does not read
 data pages of format version 2 holding nulls, nor the ``DELTA_*`` and
 ``BYTE_STREAM_SPLIT`` encodings; such a file fails with a reason that names it
 and says how to write it instead.
