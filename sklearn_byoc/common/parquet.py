@@ -70,7 +70,7 @@ def _plain(column: pd.Series) -> tuple[pd.Series | None, str | None]:
             return column.astype(object), None
         kinds = {type(v) for v in present.iloc[:1000]}
         if kinds <= {str}:
-            return column.astype(object), None
+            return (column if column.dtype == object else column.astype(object)), None
         if kinds <= {bytes}:
             # BYTE_ARRAY without the UTF8 annotation (Hive's binary-as-string).
             try:
@@ -105,15 +105,14 @@ def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
                         "column a name")
     frame.columns = names
     unsupported: dict[str, str] = {}
-    columns = {}
     for name in names:
-        plain, kind = _plain(frame[name])
+        column = frame[name]
+        plain, kind = _plain(column)
         if plain is None:
             unsupported[name] = kind
-            columns[name] = frame[name].astype(object)
-        else:
-            columns[name] = plain
-    return pd.DataFrame(columns, index=frame.index), unsupported
+        elif plain is not column:  # only converted columns are replaced, not copied all
+            frame[name] = plain
+    return frame, unsupported
 
 
 def write_file(frame: pd.DataFrame, path: Path) -> None:
