@@ -5,7 +5,10 @@
 - ``model.joblib`` — the fitted scikit-learn pipeline, preprocessing included,
   so it takes raw feature rows;
 - ``metadata.json`` — feature names, order and kinds, the target, the task,
-  the classes, the metrics and the library versions it was trained with.
+  the classes, the metrics and the library versions it was trained with, and
+  every column of the training data with its role (``columns``: feature,
+  target or ignored, in file order; ``ignored_columns``: the names left out
+  by ``ignore_columns``), so a request may carry the left-out columns too.
 
 ``serve`` also takes a folder holding only ``model.joblib`` (or ``model.pkl``),
 as plain scikit-learn code or a training script written for AWS's
@@ -24,7 +27,7 @@ import os
 import platform
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,17 @@ class Feature:
 
 
 @dataclass
+class Column:
+    """A column of the training data: its name and its role."""
+
+    name: str
+    role: str  # "feature", "target" or "ignored"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "role": self.role}
+
+
+@dataclass
 class ModelMetadata:
     target: str
     task: str  # "classification" or "regression"
@@ -66,6 +80,10 @@ class ModelMetadata:
     versions: dict | None = None
     training_rows: int = 0
     header: bool = True
+    # Every column of the training data in file order (its position there is its
+    # index in this list, the target's included); empty for models saved before.
+    columns: list[Column] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -90,6 +108,8 @@ class ModelMetadata:
             "versions": self.versions or library_versions(),
             "training_rows": self.training_rows,
             "header": self.header,
+            "columns": [c.to_json() for c in self.columns],
+            "ignored_columns": list(self.ignored_columns),
         }
 
     @classmethod
@@ -107,6 +127,9 @@ class ModelMetadata:
                 versions=raw.get("versions") or {},
                 training_rows=int(raw.get("training_rows", 0)),
                 header=bool(raw.get("header", True)),
+                columns=[Column(str(c["name"]), str(c["role"]))
+                         for c in raw.get("columns") or []],
+                ignored_columns=[str(c) for c in raw.get("ignored_columns") or []],
                 format_version=int(raw.get("format_version", FORMAT_VERSION)),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -1,44 +1,67 @@
-"""Reading the CSV files of a channel or processing input into one table.
+"""Reading the data files of a channel or processing input into one table.
 
 SageMaker copies every object under a channel's S3 prefix into the channel's
-folder, keeping the key's sub-folders, so a channel is read recursively and
-file names carry no meaning.  CSV files may or may not start with a header:
+folder, keeping the key's sub-folders, so a folder is read recursively and a
+file's name says little.  Each file is one of:
+
+- **Parquet** — a file that begins with ``PAR1``, the Parquet magic bytes,
+  whatever its name: Spark, Glue and Athena ``UNLOAD`` write part files with
+  or without a ``.parquet`` suffix;
+- **a marker**, skipped with one warning that names them all: a file or
+  folder whose name starts with ``_`` or ``.`` (``_SUCCESS``, ``_temporary/``,
+  ``_committed_*``, Parquet's ``_metadata``, ``.DS_Store``, ``.part-0.crc``), a
+  ``*.crc`` file, and an empty (zero-byte) file;
+- **CSV** — a file named ``*.csv``, ``*.txt`` or without an extension
+  (Hadoop's ``part-00000``, Athena's ``UNLOAD`` text files), optionally
+  compressed (``.gz``, ``.bz2``, ``.zip``, ``.xz``, ``.zst``, ``.tar``);
+- anything else, which fails naming the file.
+
+A folder holds one format.  CSV files may or may not start with a header:
 SageMaker's built-in algorithms expect none (target first), while files
 written by pandas or Spark usually have one.  ``header="auto"`` tells them
-apart from the data itself.
+apart from the data itself.  Cells are typed by ``common/cells.py``, the rules
+``serve`` applies to request cells.
 """
 from __future__ import annotations
 
 import csv
 import logging
 import lzma
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from sklearn_byoc.common import cells
 from sklearn_byoc.common.errors import UserError
 
 log = logging.getLogger("tables")
 
-# Spark writes _SUCCESS markers and .crc files next to its output; hidden files
-# are editor or OS droppings.  None of them is data.
-SKIPPED_PREFIXES = (".", "_")
-SKIPPED_SUFFIXES = (".crc", ".manifest", ".md", ".json")
-
-# Markers read as "missing" on top of pandas' defaults ("", "NA", "NaN", "null", ...).
-EXTRA_NA_VALUES = ["?"]
+CSV, PARQUET = "csv", "parquet"
+PARQUET_MAGIC = b"PAR1"
+# Spark and Hadoop mark a finished job with _SUCCESS and write checksums as
+# .<name>.crc; a name starting with "." or "_" is bookkeeping, never data.
+MARKER_PREFIXES = (".", "_")
+MARKER_SUFFIXES = (".crc",)
+CSV_EXTENSIONS = ("", ".csv", ".txt")
+PARQUET_EXTENSIONS = (".parquet", ".parq", ".pq")
+# An extension is a dot, a letter and up to seven letters or digits: the dots
+# in "part.00000" or "sales.2024-01-01" end no extension.
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}")
 
 HEADER_CHOICES = ("auto", "present", "absent")
 
-# pandas reads a file whose name ends in .gz, .bz2, .zip, .xz or .zst as
+# pandas reads a file whose name ends in .gz, .bz2, .zip, .xz, .zst or .tar as
 # compressed; a file that is not what its name says fails with these.
 UNREADABLE_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, lzma.LZMAError)
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
 SAMPLE_ROWS = 200
+SNIFF_BYTES = 8192
 
 
 @dataclass
@@ -47,16 +70,26 @@ class Table:
     has_header: bool
     files: list[Path] = field(default_factory=list)
     # For each row of ``frame``: index into ``files`` and 1-based record number in
-    # that file (a header counts as record 1); ``where`` turns it into a line.
+    # that file (a CSV header counts as record 1); ``where`` turns it into a line.
     row_file: np.ndarray | None = None
     row_line: np.ndarray | None = None
+    format: str = CSV
+    # Every column the files hold, in their order, before any was left out.
+    all_columns: list[str] = field(default_factory=list)
+    # Columns left out by ignore_columns, in file order.
+    ignored: list[str] = field(default_factory=list)
+    # Parquet columns of a type no estimator takes: name -> the type.
+    unsupported: dict[str, str] = field(default_factory=dict)
 
     def where(self, row_position: int) -> str:
-        """'line 17 of train/part-1.csv' for a row of the frame."""
+        """'line 17 of train/part-1.csv' (or 'row 17 of part-1.parquet') for a row of the frame."""
         if self.row_file is None or self.row_line is None:
             return f"row {row_position + 1}"
         path = self.files[int(self.row_file[row_position])]
-        return f"line {_line_of_record(path, int(self.row_line[row_position]))} of {path}"
+        record = int(self.row_line[row_position])
+        if self.format == PARQUET:
+            return f"row {record} of {path}"
+        return f"line {_line_of_record(path, record)} of {path}"
 
 
 def _line_of_record(path: Path, record: int) -> int:
@@ -81,25 +114,94 @@ def _line_of_record(path: Path, record: int) -> int:
     return record
 
 
-def list_data_files(folder: Path) -> list[Path]:
-    """Every data file under ``folder``, recursively, in a stable order."""
-    files = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if any(part.startswith(SKIPPED_PREFIXES) for part in relative.parts):
-            continue
-        if path.name.lower().endswith(SKIPPED_SUFFIXES) or not path.is_file():
-            continue
-        files.append(path)
-    return files
+@dataclass
+class FolderFiles:
+    """What a folder holds: its data files by format, and the markers skipped."""
+
+    csv: list[Path] = field(default_factory=list)
+    parquet: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
 
 
-def is_number(text: str) -> bool:
+def _extension(name: str) -> str:
+    """The lower-case extension of a file name, a compression suffix taken off first."""
+    lowered = name.lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        if lowered.endswith(suffix):
+            lowered = lowered[: -len(suffix)]
+            break
+    dot = lowered.rfind(".")
+    if dot <= 0 or not _EXTENSION.fullmatch(lowered[dot:]):
+        return ""
+    return lowered[dot:]
+
+
+def _is_marker(relative: Path) -> bool:
+    return (any(part.startswith(MARKER_PREFIXES) for part in relative.parts)
+            or relative.name.lower().endswith(MARKER_SUFFIXES))
+
+
+def _neither(path: Path, why: str) -> UserError:
+    return UserError(
+        f"{path} is neither CSV nor Parquet ({why}); the trainer reads Parquet files and CSV "
+        "files named *.csv, *.txt or without an extension: remove that file from the "
+        "data's S3 prefix or folder"
+    )
+
+
+def _kind_of(path: Path) -> str:
+    """CSV or PARQUET for a data file; raises for a file that is neither."""
     try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if head.startswith(PARQUET_MAGIC):
+        return PARQUET
+    extension = _extension(path.name)
+    compressed = path.name.lower().endswith(COMPRESSED_SUFFIXES)
+    if extension in PARQUET_EXTENSIONS and not compressed:
+        raise UserError(
+            f"{path} is named like a Parquet file but does not begin with PAR1, the bytes "
+            "every Parquet file begins with: it is damaged or not Parquet; write it again "
+            "or remove it"
+        )
+    if extension not in CSV_EXTENSIONS:
+        raise _neither(path, f"its name ends in {extension}")
+    if not compressed:
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise UserError(f"{path} is UTF-16 text; save it as UTF-8 CSV")
+        if b"\x00" in head:
+            raise _neither(path, f"it holds binary data, beginning {head[:8]!r}")
+    return CSV
+
+
+def scan_folder(folder: Path) -> FolderFiles:
+    """Every file under ``folder``, recursively and in a stable order, by what it is."""
+    found = FolderFiles()
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(folder)
+        if _is_marker(relative):
+            found.skipped.append(path)
+            continue
+        try:
+            empty = path.stat().st_size == 0
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if empty:
+            found.skipped.append(path)
+        elif _kind_of(path) == PARQUET:
+            found.parquet.append(path)
+        else:
+            found.csv.append(path)
+    return found
+
+
+def _names(paths: list[Path], folder: Path, limit: int = 10) -> str:
+    shown = ", ".join(p.relative_to(folder).as_posix() for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 def looks_like_header(first_row: list[str], rows: list[list[str]]) -> bool:
@@ -109,21 +211,21 @@ def looks_like_header(first_row: list[str], rows: list[list[str]]) -> bool:
     numeric below it while its own cell is text, or, for all-text data, when
     none of its cells reappears in its column.
     """
-    cells = [c.strip() for c in first_row]
-    if any(c and is_number(c) for c in cells):
+    names = [c.strip() for c in first_row]
+    if any(c and cells.is_number(c) for c in names):
         return False
     if not rows:
         # A lone line of text with no data below: treat as data; the caller
         # reports the too-small file if it matters.
         return False
-    for j, cell in enumerate(cells):
+    for j, cell in enumerate(names):
         column = [r[j].strip() for r in rows if j < len(r) and r[j].strip()]
-        if column and cell and sum(is_number(v) for v in column) >= 0.9 * len(column):
+        if column and cell and sum(cells.is_number(v) for v in column) >= 0.9 * len(column):
             return True
-    named = [c for c in cells if c]
+    named = [c for c in names if c]
     if len(set(named)) != len(named) or not named:
         return False
-    for j, cell in enumerate(cells):
+    for j, cell in enumerate(names):
         if cell and any(j < len(r) and r[j].strip() == cell for r in rows):
             return False
     return True
@@ -193,7 +295,7 @@ def read_csv_file(path: Path, header: str = "auto") -> tuple[pd.DataFrame, bool]
             header=0 if has_header else None,
             encoding="utf-8",
             skipinitialspace=True,
-            na_values=EXTRA_NA_VALUES,
+            na_values=list(cells.EXTRA_MISSING_MARKERS),
             low_memory=False,
         )
     except UnicodeDecodeError as exc:
@@ -215,23 +317,91 @@ def read_csv_file(path: Path, header: str = "auto") -> tuple[pd.DataFrame, bool]
     return frame, has_header
 
 
-def read_csv_folder(folder: Path, *, header: str = "auto", what: str = "input") -> Table:
-    """Every CSV file under ``folder`` as one table.
+def _skip_warning(files: FolderFiles, folder: Path) -> None:
+    if files.skipped:
+        log.warning("skipping %d file(s) under %s that hold no data (markers, hidden or empty "
+                    "files): %s", len(files.skipped), folder, _names(files.skipped, folder))
 
-    Files must agree on their columns.  Empty files are skipped with a
-    warning (Spark and Athena write them); a folder with no data at all is an
-    error that names the folder.
+
+def _check_format(files: FolderFiles, folder: Path, what: str,
+                  expected: tuple[str, str] | None) -> str | None:
+    """The folder's one format; a folder that mixes formats, or disagrees with its
+    ContentType (``expected``: the format and where it was said), fails naming both."""
+    if files.csv and files.parquet:
+        raise UserError(
+            f"{what} folder {folder} mixes Parquet files ({_names(files.parquet, folder, 3)}) "
+            f"and CSV files ({_names(files.csv, folder, 3)}); keep one format per channel"
+        )
+    found = PARQUET if files.parquet else CSV if files.csv else None
+    if expected and found and found != expected[0]:
+        held = files.parquet if found == PARQUET else files.csv
+        raise UserError(
+            f"{what} has {expected[1]} but its folder {folder} holds {FORMAT_NAMES[found]} "
+            f"files ({_names(held, folder, 3)}); set the ContentType to "
+            f"{CONTENT_TYPES[found]}, leave it unset, or give {FORMAT_NAMES[expected[0]]} files"
+        )
+    return found
+
+
+CONTENT_TYPES = {CSV: "text/csv", PARQUET: "application/x-parquet"}
+FORMAT_NAMES = {CSV: "CSV", PARQUET: "Parquet"}
+
+
+def read_folder(folder: Path, *, header: str = "auto", what: str = "input",
+                expected: tuple[str, str] | None = None,
+                ignore: Callable[[Table], list[str]] | None = None) -> Table:
+    """Every data file under ``folder`` as one table of typed columns.
+
+    Files must agree on their columns.  ``expected`` is the format a channel's
+    ContentType names, and where it was said.  ``ignore`` picks, from the
+    table as read, the columns to leave out before cells are typed (so a left-out
+    column may hold anything).  A folder with no data at all is an error that
+    names the folder.
     """
     if header not in HEADER_CHOICES:
         raise UserError(f"header must be one of {', '.join(HEADER_CHOICES)}, got {header!r}")
     if not folder.is_dir():
         raise UserError(f"{what} folder {folder} does not exist")
-    files = list_data_files(folder)
-    if not files:
+    files = scan_folder(folder)
+    _skip_warning(files, folder)
+    found = _check_format(files, folder, what, expected)
+    if found is None:
+        if files.skipped:
+            raise UserError(f"{what} folder {folder} holds only empty files and markers "
+                            f"({_names(files.skipped, folder, 5)}); check the S3 prefix or "
+                            "local path given for it")
         raise UserError(f"{what} folder {folder} holds no data files; "
                         "check the S3 prefix or local path given for it")
+    table = _read_parquet(files.parquet, folder, what) if found == PARQUET \
+        else _read_csv(files.csv, folder, what, header)
+    table.all_columns = [str(c) for c in table.frame.columns]
+    if ignore is not None:
+        table.ignored = ignore(table)
+        if table.ignored:
+            table.frame = table.frame.drop(columns=table.ignored)
+    table.frame = type_columns(table)
+    log.info("read %d rows x %d columns from %d %s file(s) under %s (header: %s)",
+             len(table.frame), table.frame.shape[1], len(table.files),
+             FORMAT_NAMES[found], folder,
+             "yes" if table.has_header else "no")
+    return table
+
+
+def _stack(frames, used, header_flags, what_format: str) -> Table:
+    frames = _align(frames, used, header_flags)
+    row_file = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
+    row_line = np.concatenate([
+        np.arange(len(f)) + (2 if h else 1) if what_format == CSV else np.arange(len(f)) + 1
+        for f, h in zip(frames, header_flags)
+    ])
+    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return Table(combined.reset_index(drop=True), header_flags[0], used, row_file, row_line,
+                 format=what_format)
+
+
+def _read_csv(paths: list[Path], folder: Path, what: str, header: str) -> Table:
     frames, used, header_flags = [], [], []
-    for path in files:
+    for path in paths:
         frame, has_header = read_csv_file(path, header)
         if frame.empty and frame.shape[1] == 0:
             log.warning("skipping %s: it holds no rows", path)
@@ -241,18 +411,41 @@ def read_csv_folder(folder: Path, *, header: str = "auto", what: str = "input") 
         header_flags.append(has_header)
     if not frames:
         raise UserError(f"{what} folder {folder} holds only empty files "
-                        f"({', '.join(str(f) for f in files[:5])})")
-    frames = _align(frames, used, header_flags)
-    row_file = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
-    row_line = np.concatenate([
-        np.arange(len(f)) + (2 if h else 1) for f, h in zip(frames, header_flags)
-    ])
-    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    table = Table(combined.reset_index(drop=True), header_flags[0], used, row_file, row_line)
-    table.frame = normalize_columns(table)
-    log.info("read %d rows x %d columns from %d file(s) under %s (header: %s)",
-             len(table.frame), table.frame.shape[1], len(used), folder,
-             "yes" if table.has_header else "no")
+                        f"({', '.join(str(f) for f in paths[:5])})")
+    named = next((f for f, h in zip(frames, header_flags) if h), None)
+    if named is not None and header == "auto":
+        # A lone line naming the columns of the other files: Spark writes such a
+        # file, a header and no rows, for an empty partition.
+        names = [str(c) for c in named.columns]
+        keep = [not (not h and len(f) == 1 and f.shape[1] == len(names)
+                     and [str(v).strip() for v in f.iloc[0]] == names)
+                for f, h in zip(frames, header_flags)]
+        for path, kept in zip(used, keep):
+            if not kept:
+                log.warning("skipping %s: it holds only a header", path)
+        frames, used, header_flags = ([x for x, k in zip(xs, keep) if k]
+                                      for xs in (frames, used, header_flags))
+    return _stack(frames, used, header_flags, CSV)
+
+
+def _read_parquet(paths: list[Path], folder: Path, what: str) -> Table:
+    from sklearn_byoc.common import parquet
+
+    frames, used, unsupported = [], [], {}
+    for path in paths:
+        frame, odd = parquet.read_file(path)
+        if frame.shape[1] == 0 or (frame.empty and len(paths) > 1):
+            log.warning("skipping %s: it holds no rows", path)
+            continue
+        frames.append(frame)
+        used.append(path)
+        for name, kind in odd.items():
+            unsupported.setdefault(name, f"{kind} in {path}")
+    if not frames:
+        raise UserError(f"{what} folder {folder} holds only Parquet files without rows "
+                        f"({', '.join(str(f) for f in paths[:5])})")
+    table = _stack(frames, used, [True] * len(frames), PARQUET)
+    table.unsupported = unsupported
     return table
 
 
@@ -286,53 +479,114 @@ def _align(frames, paths, header_flags):
     return aligned
 
 
-def normalize_columns(table: Table) -> pd.DataFrame:
-    """Numbers stay numbers, text becomes object; a column of numbers with a stray word fails.
+def type_columns(table: Table) -> pd.DataFrame:
+    """Each column as numbers (float or int) or as category text (objects), by ``cells``.
 
-    A column that is numeric apart from a few cells is almost always a data
-    error (a unit typed into a cell, a shifted row), and silently treating it
-    as a category would train a different model than the user meant.
+    A column whose every present cell is a number is numeric; a column that is
+    numeric apart from a few cells fails, because that is almost always a
+    data error (a unit typed into a cell, a shifted row) and silently treating
+    it as a category would train a different model than the user meant.
+    A column of true/false values holds Python booleans; everything else is
+    category text: stripped, missing markers missing.
     """
     frame = table.frame
+    unsupported = [(n, table.unsupported[n]) for n in frame.columns if n in table.unsupported]
+    if unsupported:
+        name, kind = unsupported[0]
+        raise UserError(
+            f"column {name!r} holds {kind}; the trainer takes numbers, text and true/false "
+            "values: convert it (a date to a number of days, say, or to text) or leave it out "
+            "with ignore_columns"
+            + (f" ({len(unsupported) - 1} more such column(s))" if len(unsupported) > 1 else "")
+        )
     for name in frame.columns:
         column = frame[name]
-        if pd.api.types.is_bool_dtype(column):
-            frame[name] = column.astype(object)
-            continue
-        if pd.api.types.is_numeric_dtype(column):
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
             _check_finite(table, name, column)
             continue
-        text = column.astype(object)
-        # When pandas gives up reading a column as numbers (a value with thousands of
-        # digits), its empty cells stay '' instead of missing.
-        blank = text.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
-        present = text.notna() & ~blank
-        numbers = pd.to_numeric(text.where(present), errors="coerce")
-        n_present, n_numeric = int(present.sum()), int(numbers.notna().sum())
-        if n_present and n_numeric >= 0.9 * n_present and n_numeric < n_present:
-            bad = np.flatnonzero((present & numbers.isna()).to_numpy())
+        if pd.api.types.is_bool_dtype(column) \
+                or pd.api.types.infer_dtype(column, skipna=True) == "boolean":
+            # True/False stay booleans: a target keeps them as its labels, and
+            # conform_features gives a feature their text.
+            frame[name] = column.astype(object)
+            continue
+        values = column.to_numpy(dtype=object)
+        numbers, refused = cells.number_column(values)
+        present = ~cells.missing_mask(values)
+        n_present, n_refused = int(present.sum()), int(refused.sum())
+        if n_present and n_refused == 0:
+            # Every cell a number pandas' reader left as text ("1_000", a number of
+            # 10,000 digits): numbers, as serve reads such a cell.
+            _check_finite(table, name, pd.Series(numbers), values)
+            frame[name] = numbers
+            continue
+        if n_present and n_present - n_refused >= 0.9 * n_present:
+            bad = np.flatnonzero(refused)
             first = int(bad[0])
             raise UserError(
-                f"column {name!r} holds numbers except {_short(text.iloc[first])} at "
+                f"column {name!r} holds numbers except {_short(values[first])} at "
                 f"{table.where(first)} ({len(bad)} such value(s)); correct it or leave "
                 "the cell empty to mark it missing"
             )
-        frame[name] = text.where(present, np.nan).map(
-            lambda v: v.strip() if isinstance(v, str) else v
-        ).astype(object)
+        frame[name] = _objects(cells.category_column(values), frame.index)
     return frame
 
 
-def _check_finite(table: Table, name: str, column: pd.Series) -> None:
+def _objects(values: np.ndarray, index) -> pd.Series:
+    """A column of Python objects (pandas would infer its own string type from an array)."""
+    return pd.Series(values, index=index, dtype=object)
+
+
+def _check_finite(table: Table, name: str, column: pd.Series, text=None) -> None:
     """inf, or a number beyond the float range (1e400), that no estimator can fit."""
     values = column.to_numpy(dtype=np.float64, na_value=np.nan)
     infinite = np.flatnonzero(np.isinf(values))
     if len(infinite):
+        first = int(infinite[0])
+        shown = f" ({_short(text[first])})" if text is not None else ""
         raise UserError(
-            f"column {name!r} holds an infinite number (or one beyond 1.8e308) at "
-            f"{table.where(int(infinite[0]))} ({len(infinite)} such value(s)); correct it "
+            f"column {name!r} holds an infinite number (or one beyond 1.8e308){shown} at "
+            f"{table.where(first)} ({len(infinite)} such value(s)); correct it "
             "or leave the cell empty to mark it missing"
         )
+
+
+def _where_in(X: pd.DataFrame, row: int, table: Table) -> str:
+    """Where row ``row`` of ``X`` is in the files (``X``'s index holds its place in ``table``)."""
+    position = X.index[row]
+    return table.where(int(position)) if isinstance(position, (int, np.integer)) \
+        else f"row {row + 1}"
+
+
+def conform_features(X: pd.DataFrame, kinds: dict[str, str], table: Table,
+                     what: str) -> pd.DataFrame:
+    """The feature columns typed the way training typed them (``kinds``: name -> kind).
+
+    Numeric features become float64 (a cell that holds no number fails,
+    naming it); categorical ones category text, so a column of numbers or
+    true/false values read for a categorical feature matches what training saw.
+    ``X``'s index holds each row's position in ``table``, for messages.
+    """
+    X = X.copy(deep=False)
+    for name, kind in kinds.items():
+        column = X[name]
+        if kind == "numeric":
+            if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+                continue
+            values = column.to_numpy(dtype=object)
+            numbers, refused = cells.number_column(values)
+            if refused.any():
+                first = int(np.flatnonzero(refused)[0])
+                raise UserError(
+                    f"feature {name!r} is numeric in the model but the {what} holds "
+                    f"{_short(values[first])} (first at {_where_in(X, first, table)}); fix "
+                    "the value or leave the cell empty"
+                )
+            X[name] = numbers
+        elif column.dtype != object \
+                or pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+            X[name] = _objects(cells.category_column(column.to_numpy(dtype=object)), X.index)
+    return X
 
 
 def _short(value, limit: int = 60) -> str:
@@ -351,15 +605,46 @@ def _bad_target(option: str, value, expected: str, hint: str = "") -> UserError:
     return HyperparameterError(option, value, expected, hint=hint)
 
 
+# A header column of one of these names (any case) is the target when none is named.
+TARGET_NAMES = ("target", "label", "class", "y")
+
+
+def default_target(table: Table, *, option: str = "target") -> str:
+    """The target when none is named; the log says which rule chose it.
+
+    With a header: the one column named target, label, class or y; with none
+    of them, the first column (SageMaker's built-in algorithms take the
+    first); with several, no guess.  Without a header: the first column.
+    """
+    columns = [str(c) for c in table.frame.columns]
+    if not table.has_header:
+        log.info("target: %r, the first column (the data has no header row)", columns[0])
+        return columns[0]
+    named = [c for c in columns if c.strip().lower() in TARGET_NAMES]
+    if len(named) == 1:
+        log.info("target: %r, the only column named target, label, class or y", named[0])
+        return named[0]
+    if not named:
+        log.info("target: %r, the first column (no column is named target, label, class or "
+                 "y; SageMaker's built-in algorithms take the first)", columns[0])
+        return columns[0]
+    how = f"{option} NAME" if option.startswith("-") else f"{option}=NAME"
+    raise UserError(
+        f"the data has {len(named)} columns that could be the target "
+        f"({', '.join(map(repr, named))}): say which one with {how}"
+    )
+
+
 def resolve_target(table: Table, target: str | None, *, option: str = "target") -> str:
-    """The target column's name; ``target`` is a name or a 0-based index (default 0).
+    """The target column's name; ``target`` is a name or a 0-based index of the files'
+    columns (see :func:`default_target` when it is not given).
 
     ``option`` names where the value came from: the ``target`` hyperparameter
     or processing's ``--target`` option.
     """
-    columns = list(table.frame.columns)
     if target is None or target == "":
-        return columns[0]
+        return default_target(table, option=option)
+    columns = table.all_columns or [str(c) for c in table.frame.columns]
     if target in columns:
         return target
     try:

@@ -5,8 +5,9 @@ Inputs, each a ``ProcessingInput`` of its own:
 - ``--model-dir`` — a training job's ``model.tar.gz`` (Pipelines hand over
   ``ModelArtifacts.S3ModelArtifacts``, which is that one file), or the
   unpacked model folder with ``model.joblib`` and ``metadata.json``;
-- ``--test-dir`` — CSV with the target column, as ``prepare`` writes
-  ``test/`` (a header row, target first).
+- ``--test-dir`` — CSV or Parquet with the target column, as ``prepare``
+  writes ``test/`` (a header row, target first).  Columns the model was
+  trained without (``ignore_columns``) may be there too.
 
 Output, in ``--output-dir``:
 
@@ -44,7 +45,9 @@ from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import classification_metrics, label_codes, regression_metrics
 from sklearn_byoc.common.model_files import LoadedModel, ModelMetadata, load_model
-from sklearn_byoc.common.tables import HEADER_CHOICES, Table, read_csv_folder, resolve_target
+from sklearn_byoc.common import cells
+from sklearn_byoc.common.tables import (HEADER_CHOICES, Table, conform_features, read_folder,
+                                        resolve_target)
 from sklearn_byoc.processing.prepare import ArgumentParser
 
 log = logging.getLogger("processing")
@@ -102,7 +105,7 @@ def build_parser(paths: Paths) -> ArgumentParser:
                         help="folder with the training job's model.tar.gz, or with "
                              "model.joblib and metadata.json (default: %(default)s)")
     parser.add_argument("--test-dir", type=Path, default=base / "test",
-                        help="folder of CSV test data with the target column "
+                        help="folder of CSV or Parquet test data with the target column "
                              "(default: %(default)s)")
     parser.add_argument("--output-dir", type=Path, default=base / "evaluation",
                         help="folder that receives evaluation.json and the picture "
@@ -147,7 +150,8 @@ def read_test_data(options: Options, metadata: ModelMetadata) -> tuple[pd.DataFr
             f"ProcessingInput with the test split (prepare writes it to test/) at that path, "
             "or pass --test-dir"
         )
-    table = read_csv_folder(options.test_dir, header=options.header, what="test data")
+    table = read_folder(options.test_dir, header=options.header, what="test data",
+                        ignore=left_out(metadata))
     target = find_target(table, options, metadata)
     frame = table.frame
     if table.has_header:
@@ -160,17 +164,7 @@ def read_test_data(options: Options, metadata: ModelMetadata) -> tuple[pd.DataFr
             )
         X = frame[metadata.feature_names]
     else:
-        # No names: the columns other than the target are the features, in
-        # training order (the layout prepare and SageMaker's algorithms use).
-        X = frame.drop(columns=[target])
-        if X.shape[1] != len(metadata.features):
-            raise UserError(
-                f"the test data under {options.test_dir} ({table.files[0]}) has "
-                f"{X.shape[1]} feature columns besides the target but the model expects "
-                f"{len(metadata.features)} ({', '.join(metadata.feature_names[:20])}); give "
-                "the files a header row naming the columns"
-            )
-        X = X.set_axis(metadata.feature_names, axis=1)
+        X = headerless_features(frame, target, metadata, options, table)
     y = frame[target]
     keep = y.notna()
     if not keep.any():
@@ -178,8 +172,44 @@ def read_test_data(options: Options, metadata: ModelMetadata) -> tuple[pd.DataFr
                         f"{options.test_dir} is empty in every row")
     if not keep.all():
         log.warning("dropping %d test row(s) with no target value", int((~keep).sum()))
-    X, y = X.loc[keep].reset_index(drop=True), y.loc[keep].reset_index(drop=True)
-    return type_features(X, metadata, table), y
+    kinds = {f.name: f.kind for f in metadata.features}
+    # Typed while the index still holds each row's place in the files, for messages.
+    X = conform_features(X.loc[keep], kinds, table, "test data")
+    return X.reset_index(drop=True), y.loc[keep].reset_index(drop=True)
+
+
+def left_out(metadata: ModelMetadata):
+    """The test data's columns the model was trained without (``ignore_columns``): by
+    name under a header; by position in headerless files laid out like the training data."""
+    def resolve(table: Table) -> list[str]:
+        columns = [str(c) for c in table.frame.columns]
+        ignored = set(metadata.ignored_columns)
+        if table.has_header:
+            return [c for c in columns if c in ignored]
+        if ignored and len(columns) == len(metadata.columns):
+            return [columns[i] for i, c in enumerate(metadata.columns) if c.role == "ignored"]
+        return []
+    return resolve
+
+
+def headerless_features(frame: pd.DataFrame, target: str, metadata: ModelMetadata,
+                        options: Options, table: Table) -> pd.DataFrame:
+    """No names: the columns other than the target are the features, in training order
+    (the layout prepare and SageMaker's algorithms use)."""
+    X = frame.drop(columns=[target])
+    n = len(metadata.features)
+    if X.shape[1] == n:
+        return X.set_axis(metadata.feature_names, axis=1)
+    full = len(metadata.columns) - 1
+    with_ignored = (f", or {full} with the columns it was trained without "
+                    f"({', '.join(metadata.ignored_columns[:10])})"
+                    if metadata.ignored_columns else "")
+    raise UserError(
+        f"the test data under {options.test_dir} ({table.files[0]}) has "
+        f"{X.shape[1] + len(table.ignored)} feature columns besides the target but the model "
+        f"expects {n} ({', '.join(metadata.feature_names[:20])}){with_ignored}; give "
+        "the files a header row naming the columns"
+    )
 
 
 def find_target(table: Table, options: Options, metadata: ModelMetadata) -> str:
@@ -187,6 +217,9 @@ def find_target(table: Table, options: Options, metadata: ModelMetadata) -> str:
         return resolve_target(table, options.target, option="--target")
     columns = list(table.frame.columns)
     if not table.has_header:
+        if table.ignored:  # laid out like the training data: the target where it was
+            where = [c.role for c in metadata.columns].index("target")
+            return table.all_columns[where]
         return columns[0]
     if metadata.target in columns:
         return metadata.target
@@ -196,28 +229,6 @@ def find_target(table: Table, options: Options, metadata: ModelMetadata) -> str:
         f"{', '.join(map(str, columns[:20]))}); score data with the target column, or name "
         "it with --target"
     )
-
-
-def type_features(X: pd.DataFrame, metadata: ModelMetadata, table: Table) -> pd.DataFrame:
-    """Type each column the way the training data was typed (metadata.json's kinds)."""
-    from sklearn_byoc.train.trainer import as_categorical_text
-
-    kinds = {f.name: f.kind for f in metadata.features}
-    X = X.copy()
-    for name, kind in kinds.items():
-        if kind != "numeric" or pd.api.types.is_numeric_dtype(X[name]):
-            continue
-        numbers = pd.to_numeric(X[name], errors="coerce")
-        bad = X[name].notna() & numbers.isna()
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(
-                f"feature {name!r} is numeric in the model but the test data holds "
-                f"{X[name].iloc[first]!r} (first at {table.where(first)}); fix the value or "
-                "leave the cell empty"
-            )
-        X[name] = numbers
-    return as_categorical_text(X, kinds)
 
 
 # -- the report -------------------------------------------------------------------
@@ -453,26 +464,22 @@ def predict(loaded: LoadedModel, X: pd.DataFrame):
 
 def model_classes(loaded: LoadedModel) -> list[Any]:
     """Class labels in predict_proba's column order, as train recorded them."""
-    from sklearn_byoc.train.trainer import _label
-
     fitted = getattr(loaded.model, "classes_", None)
     if fitted is not None:
-        return [_label(c) for c in fitted]
+        return [cells.label_value(c) for c in fitted]
     return list(loaded.metadata.classes or [])
 
 
 def build_report(loaded: LoadedModel, X: pd.DataFrame, y: pd.Series, *, rounds: int,
                  seed: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The evaluation report, and the typed truth and predictions it was computed from."""
-    from sklearn_byoc.train.trainer import _label
-
     metadata = loaded.metadata
     predictions, proba = predict(loaded, X)
     if metadata.is_classifier:
         classes = model_classes(loaded)
         # The trainer stores labels as JSON-friendly values (1.0 read from CSV is 1).
-        y_true = np.asarray([_label(v) for v in y], dtype=object)
-        y_pred = np.asarray([_label(v) for v in predictions], dtype=object)
+        y_true = cells.label_column(np.asarray(y, dtype=object))
+        y_pred = cells.label_column(np.asarray(predictions, dtype=object))
         report = classification_report(y_true, y_pred, proba, classes, rounds=rounds, seed=seed)
         return report, y_true, y_pred
     try:

@@ -1,11 +1,12 @@
-"""``processing prepare``: raw CSV in, clean train / validation / test splits out.
+"""``processing prepare``: raw CSV or Parquet in, clean train / validation / test splits out.
 
 Pipelines pass a processing job's options as ``ContainerArguments``, so they
 are command-line options here.  Outputs, each in its own folder so each can be
 a ``ProcessingOutput``:
 
-- ``train/``, ``validation/``, ``test/`` — CSV with a header, target first
-  (what ``train`` reads by default, and what ``evaluate`` scores);
+- ``train/``, ``validation/``, ``test/`` — CSV with a header (or Parquet, with
+  ``--output-format parquet``), target first: what ``train`` reads by default,
+  and what ``evaluate`` scores;
 - ``test_features/`` — the test rows without target or header: the input of a
   batch transform job, where a header line would arrive as a record;
 - ``sample_payload/sample_payload.tar.gz`` — a few of those rows, one CSV
@@ -39,7 +40,7 @@ from sklearn_byoc.common.contract import Paths, ResourceConfig
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import DEFAULT_OBJECTIVE, MAXIMIZE
-from sklearn_byoc.common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
+from sklearn_byoc.common.tables import HEADER_CHOICES, infer_task, read_folder, resolve_target
 
 log = logging.getLogger("processing")
 
@@ -48,6 +49,7 @@ SAMPLE_PAYLOAD = "sample_payload.tar.gz"
 PROBLEM_FILE = "problem.json"
 # Requests in the sample payload; each file must fit one InvokeEndpoint call.
 SAMPLE_PAYLOAD_REQUESTS = 10
+OUTPUT_FORMATS = ("csv", "parquet")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -60,15 +62,18 @@ class ArgumentParser(argparse.ArgumentParser):
 def build_parser(paths: Paths) -> ArgumentParser:
     parser = ArgumentParser(
         prog="processing prepare",
-        description="Clean raw CSV data and split it into train, validation and test sets.",
+        description="Clean raw CSV or Parquet data and split it into train, validation and "
+                    "test sets.",
     )
     parser.add_argument("--input-dir", type=Path, default=paths.processing_dir / "input",
-                        help="folder of raw CSV files, read recursively (default: %(default)s)")
+                        help="folder of raw CSV or Parquet files, read recursively "
+                             "(default: %(default)s)")
     parser.add_argument("--output-dir", type=Path, default=paths.processing_dir / "output",
                         help="folder that receives train/, validation/, test/ and "
                              "test_features/ (default: %(default)s)")
     parser.add_argument("--target", default=None,
-                        help="target column: name or 0-based index (default: first column)")
+                        help="target column: name or 0-based index (default: the one column "
+                             "named target, label, class or y, else the first column)")
     parser.add_argument("--header", choices=HEADER_CHOICES, default="auto",
                         help="whether the raw files start with a header row (default: auto)")
     parser.add_argument("--task", choices=("auto", "classification", "regression"),
@@ -80,6 +85,9 @@ def build_parser(paths: Paths) -> ArgumentParser:
     parser.add_argument("--seed", type=int, default=42, help="random seed for the split")
     parser.add_argument("--keep-duplicates", action="store_true",
                         help="keep exact duplicate rows (dropped by default)")
+    parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default="csv",
+                        help="format of train/, validation/ and test/ (test_features/, the "
+                             "batch transform input, is always CSV; default: %(default)s)")
     return parser
 
 
@@ -93,6 +101,7 @@ class Options:
     fractions: dict[str, float]
     seed: int
     keep_duplicates: bool
+    output_format: str = "csv"
 
 
 def parse_options(argv: list[str], paths: Paths) -> Options:
@@ -111,7 +120,7 @@ def parse_options(argv: list[str], paths: Paths) -> Options:
             f"they add up to {total:g}"
         )
     return Options(args.input_dir, args.output_dir, args.target, args.header, args.task,
-                   fractions, args.seed, args.keep_duplicates)
+                   fractions, args.seed, args.keep_duplicates, args.output_format)
 
 
 def clean(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -226,7 +235,7 @@ def write_json(data: dict, path: Path) -> None:
 def prepare(argv: list[str], paths: Paths) -> dict[str, Path]:
     options = parse_options(argv, paths)
     resources = ResourceConfig.read(paths.processing_resourceconfig_file)
-    table = read_csv_folder(options.input_dir, header=options.header, what="input")
+    table = read_folder(options.input_dir, header=options.header, what="input")
     target = resolve_target(table, options.target, option="--target")
 
     frame, counts = clean(table.frame, target)
@@ -247,8 +256,14 @@ def prepare(argv: list[str], paths: Paths) -> dict[str, Path]:
     for name, part in parts.items():
         if name != "train" and options.fractions[name] <= 0:
             continue
-        path = options.output_dir / name / f"{name}{suffix}.csv"
-        write_csv(part, path, header=True, what=f"the {name} split")
+        path = options.output_dir / name / f"{name}{suffix}.{options.output_format}"
+        if options.output_format == "parquet":
+            from sklearn_byoc.common import parquet
+
+            with writing(path.parent, f"the {name} split"):
+                parquet.write_file(part, path)
+        else:
+            write_csv(part, path, header=True, what=f"the {name} split")
         written[name] = path
     if options.fractions["test"] > 0:
         path = options.output_dir / "test_features" / f"test_features{suffix}.csv"

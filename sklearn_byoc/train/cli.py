@@ -84,7 +84,7 @@ def train_builtin(_args: list[str]) -> None:
     hyperparameters.used.add(LOG_LEVEL_HYPERPARAMETER)  # the supervisor applied it
     input_config = read_input_data_config(paths.inputdataconfig_file)
     result = train(paths, hyperparameters, input_config)
-    for line in result.metric_lines:
+    for line in result.metric_lines if result else []:
         print(line, flush=True)
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +10,17 @@ import pandas as pd
 
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.tables import Table
+from sklearn_byoc.common.tables import CSV, PARQUET, Table
 
 log = logging.getLogger("train")
 
 TRAINING_CHANNELS = ("train", "training")
 VALIDATION_CHANNELS = ("validation", "valid", "val")
-SUPPORTED_CONTENT_TYPES = ("", "text/csv", "csv", "text/plain")
+CSV_CONTENT_TYPES = ("text/csv", "csv", "text/plain")
+# application/x-parquet is SageMaker's name; application/vnd.apache.parquet the
+# IANA-registered one.
+PARQUET_CONTENT_TYPES = ("application/x-parquet", "application/parquet",
+                         "application/vnd.apache.parquet", "parquet")
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class Channels:
     training: str
     validation: str | None
     header: str  # auto | present | absent, from the channel's ContentType
+    # Per channel: (format, "ContentType '...'") when the ContentType names one.
+    formats: dict[str, tuple[str, str] | None] = field(default_factory=dict)
 
 
 def available_channels(paths: Paths, input_config: dict) -> list[str]:
@@ -34,22 +40,31 @@ def available_channels(paths: Paths, input_config: dict) -> list[str]:
     return sorted(names)
 
 
-def header_from_content_type(content_type: str, channel: str) -> str:
-    """``text/csv;header=present`` is SageMaker's way to say a CSV has a header."""
+def read_content_type(content_type: str, channel: str) -> tuple[tuple[str, str] | None, str]:
+    """The format a channel's ContentType names (with where it was said) and its header.
+
+    ``text/csv;header=present`` is SageMaker's way to say a CSV has a header.
+    """
     kind, _, params = content_type.partition(";")
     kind = kind.strip().lower()
-    if kind not in SUPPORTED_CONTENT_TYPES:
+    said = f"ContentType {content_type!r}"
+    if not kind:
+        return None, "auto"
+    if kind in PARQUET_CONTENT_TYPES:
+        return (PARQUET, said), "auto"
+    if kind not in CSV_CONTENT_TYPES:
         raise UserError(
             f"channel {channel!r} has ContentType {content_type!r}; the built-in trainer reads "
-            "CSV only (text/csv) - convert the data or bring your own training script"
+            "CSV (text/csv) and Parquet (application/x-parquet) - convert the data or bring "
+            "your own training script"
         )
     for param in params.split(";"):
         key, _, value = param.partition("=")
         if key.strip().lower() == "header":
             value = value.strip().lower()
             if value in ("present", "absent"):
-                return value
-    return "auto"
+                return (CSV, said), value
+    return (CSV, said), "auto"
 
 
 def choose_channels(paths: Paths, input_config: dict) -> Channels:
@@ -76,12 +91,13 @@ def choose_channels(paths: Paths, input_config: dict) -> Channels:
                 f"channel {name!r} uses Pipe input mode, which the built-in trainer does not "
                 "read; use input_mode='File' or 'FastFile'"
             )
-    content_type = str(input_config.get(training, {}).get("ContentType", "") or "")
-    header = header_from_content_type(content_type, training)
-    if validation:
-        val_type = str(input_config.get(validation, {}).get("ContentType", "") or "")
-        header_from_content_type(val_type, validation)
-    return Channels(training, validation, header)
+    formats, header = {}, "auto"
+    for name in [training] + ([validation] if validation else []):
+        content_type = str(input_config.get(name, {}).get("ContentType", "") or "")
+        formats[name], channel_header = read_content_type(content_type, name)
+        if name == training:
+            header = channel_header
+    return Channels(training, validation, header, formats)
 
 
 def feature_kinds(frame: pd.DataFrame) -> dict[str, str]:

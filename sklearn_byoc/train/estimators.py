@@ -4,7 +4,7 @@ The ``model`` hyperparameter picks one by short name, or names any
 scikit-learn-compatible estimator class by import path
 (``sklearn.svm.SVC``, ``my_package.models:MyEstimator``).  Every other
 hyperparameter that is a constructor parameter of the chosen estimator is
-passed to it, typed from the default value in the constructor's signature
+passed to it, typed by ``train/settings.py`` from what the parameter takes
 (SageMaker delivers all hyperparameters as strings).
 """
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import json
 import logging
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from sklearn_byoc.common.contract import HyperparameterError, decode_value, parse_bool
+from sklearn_byoc.common.contract import HyperparameterError
+from sklearn_byoc.common.errors import UserError
 
 log = logging.getLogger("train")
 
@@ -93,22 +94,34 @@ def import_class(path: str) -> type:
 
 
 @dataclass(frozen=True)
-class ResolvedModel:
+class ModelSpec:
+    """The ``model`` hyperparameter resolved: a built-in's two estimators, or one class."""
+
     name: str
-    estimator_class: type
+    classifier: type | None
+    regressor: type | None
     scale_numeric: bool
     defaults: tuple[tuple[str, object], ...] = ()
+    by_path: bool = False
+
+    def classes(self) -> list[type]:
+        return list(dict.fromkeys(c for c in (self.classifier, self.regressor) if c is not None))
+
+    def class_for(self, task: str) -> type:
+        return self.classifier if task == "classification" else self.regressor
 
 
-def resolve_model(name: str, task: str) -> ResolvedModel:
+def resolve_model(name: str) -> ModelSpec:
     key = name.strip().lower().replace("-", "_")
     if key in MODELS:
         choice = MODELS[key]
-        return ResolvedModel(choice.name, choice.estimator_class(task), choice.scale_numeric,
-                             choice.defaults)
+        return ModelSpec(choice.name, choice.estimator_class("classification"),
+                         choice.estimator_class("regression"), choice.scale_numeric,
+                         choice.defaults)
     if "." in name or ":" in name:
         cls = import_class(name.strip())
-        return ResolvedModel(name.strip(), cls, scale_numeric=True)
+        # One class serves both tasks; check_task compares it with the task.
+        return ModelSpec(name.strip(), cls, cls, scale_numeric=True, by_path=True)
     close = difflib.get_close_matches(key, list(MODELS), n=1)
     raise HyperparameterError(
         "model", name, "one of " + ", ".join(MODELS) + " or an estimator's import path",
@@ -125,42 +138,65 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
     }
 
 
-def parse_literal(text: str) -> Any:
-    """A string hyperparameter as the Python value it spells."""
-    lowered = text.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    if text.strip()[:1] in "[{":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            pass
-    return text
+# -- what a parameter takes --------------------------------------------------------
+INT, FLOAT, BOOL, NONE, STR, JSON, ANY = "int", "float", "bool", "none", "str", "json", "any"
+_NAMED_CONSTRAINTS = {
+    "boolean": {BOOL}, "verbose": {INT, BOOL}, "random_state": {INT, NONE},
+    "array-like": {JSON}, "sparse matrix": set(), "nan": {FLOAT}, "cv_object": {INT, JSON},
+    "missing_values": {INT, FLOAT, STR, NONE}, "no_validation": {ANY},
+}
 
 
-def convert_param(cls: type, key: str, raw: Any, default: Any) -> Any:
-    """Type ``raw`` for parameter ``key`` from its default in ``cls``'s signature."""
-    value = decode_value(raw)
-    literal = parse_literal(value) if isinstance(value, str) else value
-    where = f"{cls.__name__}.{key} (default {default!r})"
+def _constraint_kinds(constraint: Any) -> set[str]:
+    """What one of scikit-learn's parameter constraints lets a hyperparameter string be."""
+    if constraint is None:
+        return {NONE}
+    if isinstance(constraint, str):
+        return set(_NAMED_CONSTRAINTS.get(constraint, {ANY}))
+    kind = type(constraint).__name__
+    if kind == "Hidden":
+        return _constraint_kinds(getattr(constraint, "constraint", None))
+    if kind in ("Interval", "Options", "StrOptions"):
+        return _type_kinds(getattr(constraint, "type", None))
+    if inspect.isclass(constraint):
+        return _type_kinds(constraint)
+    if callable(constraint) or kind == "HasMethods":
+        return set()  # a function or an object: nothing a string can be
+    return {ANY}
+
+
+def _type_kinds(cls: Any) -> set[str]:
+    if not inspect.isclass(cls):
+        return {ANY}
+    if issubclass(cls, bool):
+        return {BOOL}
+    if issubclass(cls, numbers.Integral):
+        return {INT}
+    if issubclass(cls, numbers.Real):
+        return {FLOAT}
+    if issubclass(cls, str):
+        return {STR}
+    if issubclass(cls, (dict, list, tuple)):
+        return {JSON}
+    return set()
+
+
+def param_kinds(cls: type, key: str, default: Any) -> frozenset[str]:
+    """What parameter ``key`` of ``cls`` takes: from its declared constraints, else its default."""
+    constraints = getattr(cls, "_parameter_constraints", None)
+    if isinstance(constraints, dict) and isinstance(constraints.get(key), list):
+        kinds: set[str] = set()
+        for constraint in constraints[key]:
+            kinds |= _constraint_kinds(constraint)
+        if kinds:
+            return frozenset(kinds)
     if isinstance(default, bool):
-        return parse_bool(key, value)
+        return frozenset({BOOL})
     if isinstance(default, int):
-        if isinstance(literal, bool) or not isinstance(literal, (int, float)) and literal is not None:
-            raise HyperparameterError(key, raw, "an integer", hint=where)
-        return literal
+        return frozenset({INT})
     if isinstance(default, float):
-        if isinstance(literal, bool) or not isinstance(literal, (int, float)) and literal is not None:
-            raise HyperparameterError(key, raw, "a number", hint=where)
-        return float(literal) if isinstance(literal, int) else literal
-    return literal
+        return frozenset({FLOAT})
+    return frozenset({ANY})
 
 
 def all_known_params() -> set[str]:
@@ -171,40 +207,88 @@ def all_known_params() -> set[str]:
     return names
 
 
-def build_estimator(model: ResolvedModel, params: dict[str, Any], *, seed: int,
-                    trainer_keys: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
-    """The estimator with user parameters applied; returns it and the parameters used.
+# -- the estimator for the task --------------------------------------------------------
+def check_task(spec: ModelSpec, task: str, target: str, y) -> None:
+    """An estimator given by import path must be of the task's kind (checked on an instance:
+    scikit-learn's is_classifier raises on a class)."""
+    if not spec.by_path:
+        return
+    from sklearn.base import is_classifier, is_regressor
 
-    A key that belongs to another built-in model is ignored with a warning
-    (tuning jobs often share one set of hyperparameters across models); a key
-    that belongs to no model is a typo and fails with the valid names.
-    """
-    cls = model.estimator_class
-    defaults = constructor_defaults(cls)
-    chosen: dict[str, Any] = {}
-    others = None
-    for key, raw in params.items():
-        if key in defaults:
-            chosen[key] = convert_param(cls, key, raw, defaults[key])
-            continue
-        others = others if others is not None else all_known_params()
-        if key in others:
-            log.warning("hyperparameter %r is not a parameter of %s; ignored", key, cls.__name__)
-            continue
-        candidates = sorted(defaults) + list(trainer_keys)
-        close = difflib.get_close_matches(key, candidates, n=1)
-        raise HyperparameterError(
-            key, raw, f"a parameter of {cls.__name__} or a trainer setting",
-            hint=("did you mean " + repr(close[0]) + "? " if close else "")
-            + "trainer settings: " + ", ".join(trainer_keys)
-            + f"; {cls.__name__} parameters: " + ", ".join(sorted(defaults)),
+    cls = spec.class_for(task)
+    try:
+        instance = cls()
+    except TypeError:
+        return  # required arguments: the estimator's own fit will tell
+    classifier, regressor = is_classifier(instance), is_regressor(instance)
+    if task == "classification" and not classifier:
+        what = "a regressor" if regressor else "neither a classifier nor a regressor"
+        text = not _numeric(y)
+        fix = ("choose a classifier (model=...)" if text
+               else "set task=regression if those numbers are quantities, or choose a classifier")
+        held = (f"text labels (e.g. {_first(y)!r})" if text
+                else f"{y.nunique()} whole-number values, which task=auto takes as classes")
+        raise UserError(f"model {spec.name} is {what}, but the task is classification: the "
+                        f"target {target!r} holds {held}; {fix}")
+    if task == "regression" and not regressor:
+        what = "a classifier" if classifier else "neither a classifier nor a regressor"
+        raise UserError(
+            f"model {spec.name} is {what}, but the task is regression: the target {target!r} "
+            f"holds {y.nunique()} distinct numbers (e.g. {_first(y)!r}); choose a regressor, "
+            "or set task=classification if those numbers are classes"
         )
+
+
+def _numeric(y) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+
+
+def _first(y):
+    present = y.dropna()
+    value = present.iloc[0] if len(present) else None
+    return value.item() if hasattr(value, "item") else value
+
+
+def build_estimator(spec: ModelSpec, task: str, settings) -> tuple[Any, dict[str, Any]]:
+    """The task's estimator with the user's parameters and the trainer's defaults.
+
+    A key typed for the model's other estimator only is ignored with a warning
+    (one tuning configuration may cover both tasks); a value that could not be
+    typed for this estimator fails now.  The estimator then checks its values
+    (ranges, options) before any fitting.
+    """
+    cls = spec.class_for(task)
+    errors = settings.errors.get(cls, {})
+    if errors:
+        raise next(iter(errors.values()))
+    chosen = dict(settings.params.get(cls, {}))
+    for key, owners in settings.owners.items():
+        if cls not in owners:
+            log.warning("hyperparameter %r is a parameter of %s, not of %s (the task is %s); "
+                        "ignored", key, " / ".join(c.__name__ for c in owners), cls.__name__,
+                        task)
+    defaults = constructor_defaults(cls)
     if "random_state" in defaults and "random_state" not in chosen:
-        chosen["random_state"] = seed
+        chosen["random_state"] = settings.seed
     # Use every core the instance has where the estimator can.
     if "n_jobs" in defaults and "n_jobs" not in chosen:
         chosen["n_jobs"] = -1
-    for key, value in model.defaults:
+    for key, value in spec.defaults:
         if key in defaults and key not in chosen:
             chosen[key] = value
-    return cls(**chosen), chosen
+    try:
+        estimator = cls(**chosen)
+    except TypeError as exc:
+        raise UserError(f"model {spec.name} cannot be made with these parameters: {exc}") \
+            from exc
+    validate = getattr(estimator, "_validate_params", None)
+    if callable(validate):
+        try:
+            validate()
+        except (ValueError, TypeError) as exc:
+            if type(exc).__name__ == "InvalidParameterError":
+                raise UserError(f"invalid hyperparameter: {exc}") from exc
+            raise
+    return estimator, chosen

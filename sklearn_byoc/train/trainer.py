@@ -1,14 +1,16 @@
-"""The built-in trainer: tabular CSV in, a fitted scikit-learn pipeline out.
+"""The built-in trainer: tabular CSV or Parquet in, a fitted scikit-learn pipeline out.
 
 Hyperparameters the trainer itself reads (everything else goes to the
-estimator, see ``train/estimators.py``):
+estimator; both are typed by ``train/settings.py``):
 
 ==================== ===================================================
 ``model``            estimator: a built-in name or an import path
-``target``           target column: name or 0-based index (default: first)
+``target``           target column: name or 0-based index (default: see
+                     ``tables.default_target``)
 ``task``             ``auto`` | ``classification`` | ``regression``
 ``header``           ``auto`` | ``present`` | ``absent``
-``validation_fraction`` held-out share when there is no validation channel
+``holdout_fraction`` held-out share when there is no validation channel
+``ignore_columns``   columns left out of the model: names or 0-based indexes
 ``seed``             random seed for the hold-out split and the estimator
 ==================== ===================================================
 """
@@ -17,58 +19,27 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from sklearn_byoc.common.contract import Hyperparameters, Paths, is_platform_key
+from sklearn_byoc.common import cells
+from sklearn_byoc.common.contract import (HyperparameterError, Hyperparameters, Paths,
+                                          ResourceConfig)
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
-                            metric_names, regression_metrics)
-from sklearn_byoc.common.model_files import Feature, ModelMetadata, library_versions, remove_model, save_model
-from sklearn_byoc.common.tables import HEADER_CHOICES, infer_task, read_csv_folder, resolve_target
-from sklearn_byoc.train import data
-from sklearn_byoc.train.estimators import DEFAULT_MODEL, build_estimator, resolve_model
+                                         metric_names, regression_metrics)
+from sklearn_byoc.common.model_files import (Column, Feature, ModelMetadata, library_versions,
+                                             remove_model, save_model)
+from sklearn_byoc.common.tables import Table, conform_features, infer_task, read_folder, \
+    resolve_target
+from sklearn_byoc.train import data, small_data
+from sklearn_byoc.train.estimators import build_estimator, check_task
+from sklearn_byoc.train.settings import Settings, read_settings
 
 log = logging.getLogger("train")
-
-TRAINER_KEYS = ("model", "target", "task", "header", "validation_fraction", "seed")
-TASKS = ("auto", "classification", "regression")
-
-
-@dataclass
-class Settings:
-    model: str = DEFAULT_MODEL
-    target: str | None = None
-    task: str = "auto"
-    header: str = "auto"
-    validation_fraction: float = 0.2
-    seed: int = 42
-    estimator_params: dict[str, Any] = field(default_factory=dict)
-    objective: str | None = None  # "validation:accuracy", from automatic model tuning
-
-    @classmethod
-    def from_hyperparameters(cls, hp: Hyperparameters) -> "Settings":
-        settings = cls(
-            model=hp.get_str("model", DEFAULT_MODEL),
-            target=hp.get_str("target"),
-            task=hp.get_choice("task", TASKS, "auto"),
-            header=hp.get_choice("header", HEADER_CHOICES, "auto"),
-            validation_fraction=hp.get_float("validation_fraction", 0.2, minimum=0.0,
-                                             maximum=0.9, exclusive=True),
-            seed=hp.get_int("seed", 42, minimum=0),
-            objective=hp.get_str("_tuning_objective_metric"),
-        )
-        ignored = sorted(k for k in hp.raw if is_platform_key(k) and k not in hp.used)
-        if ignored:
-            log.info("ignoring platform hyperparameters: %s", ", ".join(ignored))
-        settings.estimator_params = {
-            k: v for k, v in hp.unused().items() if not is_platform_key(k)
-        }
-        return settings
 
 
 @dataclass
@@ -78,22 +49,48 @@ class TrainingResult:
     metric_lines: list[str]
 
 
-def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], scale: bool):
+def uses_native_categories(estimator, settings: Settings) -> bool:
+    """HistGradientBoosting splits on category codes itself, unless told otherwise."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    return isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)) \
+        and "categorical_features" not in settings.given
+
+
+def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], *, scale: bool,
+                   native_categories: bool = False, sparse: bool = False):
+    """Imputation and encoding in front of ``model_step``, so the pipeline takes raw rows.
+
+    Categorical columns become one-hot columns (sparse ones for a linear model),
+    or, for an estimator with native categorical support, one code per column:
+    five million rows with ten 20-level columns take 10 float64 columns instead
+    of 200.
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
     numeric = [c for c in X.columns if kinds[c] == "numeric"]
     categorical = [c for c in X.columns if kinds[c] == "categorical"]
     numeric_steps = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
+    if native_categories:
+        # HistGradientBoosting takes at most max_bins categories per feature; the
+        # rarest beyond that share one code, and a category unseen in training is
+        # NaN, which the model treats as missing.
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                 max_categories=int(getattr(model_step, "max_bins", 255)))
+        model_step.set_params(categorical_features=list(
+            range(len(numeric), len(numeric) + len(categorical))) or None)
+    else:
+        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=64,
+                                sparse_output=sparse)
     categorical_steps = [
         ("impute", SimpleImputer(strategy="constant", fill_value="missing",
                                  keep_empty_features=True)),
-        ("encode", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=64,
-                                 sparse_output=False)),
+        ("encode", encoder),
     ]
     transformers = []
     if numeric:
@@ -101,18 +98,9 @@ def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], scale: bo
     if categorical:
         transformers.append(("categorical", Pipeline(categorical_steps), categorical))
     preprocess = ColumnTransformer(transformers, remainder="drop",
+                                   sparse_threshold=0.3 if sparse else 0.0,
                                    verbose_feature_names_out=False)
     return Pipeline([("preprocess", preprocess), ("model", model_step)])
-
-
-def as_categorical_text(X: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
-    """Categorical cells as strings, so serving's CSV text matches training's values."""
-    X = X.copy()
-    for name, kind in kinds.items():
-        if kind == "categorical":
-            column = X[name].astype(object)
-            X[name] = column.where(column.isna(), column.astype(str)).astype(object)
-    return X
 
 
 def check_objective(settings: Settings, task: str) -> str:
@@ -129,25 +117,6 @@ def check_objective(settings: Settings, task: str) -> str:
     return settings.objective
 
 
-def holdout(X, y, task, fraction, seed):
-    from sklearn.model_selection import train_test_split
-
-    n_holdout = int(round(len(y) * fraction))
-    if n_holdout < 1 or len(y) - n_holdout < 2:
-        raise UserError(
-            f"only {len(y)} training rows: too few to hold out a validation_fraction of "
-            f"{fraction}; add rows or give a 'validation' channel"
-        )
-    stratify = None
-    if task == "classification":
-        counts = y.value_counts()
-        if counts.min() >= 2 and n_holdout >= len(counts):
-            stratify = y
-        else:
-            log.warning("hold-out split is not stratified: some classes are too rare")
-    return train_test_split(X, y, test_size=n_holdout, random_state=seed, stratify=stratify)
-
-
 def evaluate(pipeline, X, y, task, classes) -> dict[str, float]:
     predictions = pipeline.predict(X)
     if task == "classification":
@@ -156,15 +125,117 @@ def evaluate(pipeline, X, y, task, classes) -> dict[str, float]:
     return regression_metrics(y, predictions)
 
 
-def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResult:
+# -- several hosts -------------------------------------------------------------------------
+def is_leader(paths: Paths, input_config: dict) -> bool:
+    """Whether this host trains.
+
+    SageMaker runs the same container on every instance of a job and merges
+    their /opt/ml/model and /opt/ml/output/data into one archive, where files
+    of the same name clash; the built-in trainer fits on one instance, so only
+    the first host of resourceconfig.json trains and writes.
+    """
+    resources = ResourceConfig.read(paths.training_resourceconfig_file)
+    if not resources.is_distributed:
+        return True
+    sharded = sorted(name for name, config in input_config.items()
+                     if str(config.get("S3DistributionType", "")).lower() == "shardedbys3key")
+    if sharded:
+        n = len(resources.hosts)
+        raise UserError(
+            f"channel(s) {', '.join(map(repr, sharded))} use ShardedByS3Key on {n} "
+            f"instances, so the instance that trains would see about 1/{n} of the data; use "
+            "FullyReplicated (TrainingInput(..., distribution='FullyReplicated')) or "
+            "instance_count=1"
+        )
+    leader = resources.hosts[0]
+    if resources.current_host != leader:
+        log.warning("this is %s, one of %d instances: the built-in trainer fits on the first, "
+                    "%s, and this one writes nothing (it is billed for nothing: use "
+                    "instance_count=1)", resources.current_host, len(resources.hosts), leader)
+        return False
+    log.info("this is %s, the first of %d instances: it trains; the others do nothing",
+             leader, len(resources.hosts))
+    return True
+
+
+# -- columns ---------------------------------------------------------------------------------
+def ignore_resolver(items: list[str]):
+    """ignore_columns as a function of the table read: the names of the columns to leave out."""
+    def resolve(table: Table) -> list[str]:
+        columns = [str(c) for c in table.frame.columns]
+        chosen = []
+        for item in items:
+            if item in columns:
+                chosen.append(item)
+                continue
+            try:
+                index = int(item)
+            except ValueError:
+                index = None
+            if index is not None and 0 <= index < len(columns):
+                chosen.append(columns[index])
+            elif index is not None:
+                raise HyperparameterError("ignore_columns", item,
+                                          f"a column index between 0 and {len(columns) - 1}")
+            elif not table.has_header:
+                raise HyperparameterError(
+                    "ignore_columns", item, "0-based column indexes",
+                    hint="the data has no header row, so columns have no names")
+            else:
+                raise HyperparameterError("ignore_columns", item, "a column of the data",
+                                          hint="columns: " + ", ".join(columns[:50]))
+        chosen = list(dict.fromkeys(chosen))
+        if chosen:
+            log.info("leaving out column(s) %s (ignore_columns)", ", ".join(map(repr, chosen)))
+        return [c for c in columns if c in chosen]
+    return resolve
+
+
+def input_columns(table: Table, target: str) -> list[Column]:
+    """Every column of the training data in file order, with its role (for serve)."""
+    ignored = set(table.ignored)
+    return [Column(name, "target" if name == target else
+                   "ignored" if name in ignored else "feature")
+            for name in table.all_columns]
+
+
+def read_channel(paths: Paths, channels: data.Channels, name: str, header: str,
+                 settings: Settings) -> Table:
+    return read_folder(paths.channel_dir(name), header=header, what=f"channel {name!r}",
+                       expected=channels.formats.get(name),
+                       ignore=ignore_resolver(settings.ignore_columns)
+                       if settings.ignore_columns else None)
+
+
+def labels(y: pd.Series) -> pd.Series:
+    """Class labels as training reports them (a target read as 1.0 holds the class 1).
+
+    Numbers and booleans keep a numpy type: scikit-learn cannot tell the kind of
+    target an object array of them is.
+    """
+    values = cells.label_column(y.to_numpy(dtype=object))
+    kinds = {type(v) for v in values}
+    for kind, dtype in ((bool, bool), (int, np.int64), (float, np.float64)):
+        if kinds == {kind}:
+            return pd.Series(values.astype(dtype), index=y.index)
+    return pd.Series(values, index=y.index, dtype=object)
+
+
+def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResult | None:
+    """Fit and save the model; None on a host that does not train."""
     started = time.monotonic()
-    settings = Settings.from_hyperparameters(hp)
+    if not is_leader(paths, input_config):
+        return None
+    settings = read_settings(hp)
     channels = data.choose_channels(paths, input_config)
     header = settings.header if settings.header != "auto" else channels.header
 
-    train_dir = paths.channel_dir(channels.training)
-    table = read_csv_folder(train_dir, header=header, what=f"channel {channels.training!r}")
+    table = read_channel(paths, channels, channels.training, header, settings)
     target = resolve_target(table, settings.target)
+    if target in table.ignored:
+        raise HyperparameterError("ignore_columns", ",".join(map(str, settings.ignore_columns)),
+                                  "columns other than the target",
+                                  hint=f"it names the target column {target!r}")
     X, y = data.split_xy(table, target, "training")
 
     task = infer_task(y) if settings.task == "auto" else settings.task
@@ -172,27 +243,29 @@ def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResu
         raise UserError(f"task is regression but the target column {target!r} holds text "
                         f"(e.g. {y.iloc[0]!r}); set task=classification or pick another target")
     objective = check_objective(settings, task)
+    check_task(settings.model, task, target, y)
+    estimator, params = build_estimator(settings.model, task, settings)
     kinds = data.feature_kinds(X)
-    X = as_categorical_text(X, kinds)
+    X = conform_features(X, kinds, table, "training data")
     if task == "classification":
-        y = y.map(_label)
+        y = labels(y)
 
     if channels.validation:
+        val_table = read_channel(paths, channels, channels.validation, header, settings)
         val_dir = paths.channel_dir(channels.validation)
-        val_table = read_csv_folder(val_dir, header=header,
-                                    what=f"channel {channels.validation!r}")
         if target not in val_table.frame.columns:
             raise UserError(f"validation data under {val_dir} has no target column {target!r}")
         X_val, y_val = data.split_xy(val_table, target, "validation")
-        X_val = as_categorical_text(data.align_validation(X_val, X, val_dir), kinds)
+        X_val = conform_features(data.align_validation(X_val, X, val_dir), kinds, val_table,
+                                 "validation data")
         if task == "classification":
-            y_val = y_val.map(_label)
+            y_val = labels(y_val)
         X_fit, y_fit = X, y
     else:
         log.info("no validation channel: holding out %.0f%% of the training rows",
-                 settings.validation_fraction * 100)
-        X_fit, X_val, y_fit, y_val = holdout(X, y, task, settings.validation_fraction,
-                                             settings.seed)
+                 settings.holdout_fraction * 100)
+        X_fit, X_val, y_fit, y_val = small_data.holdout(X, y, task, settings.holdout_fraction,
+                                                        settings.seed)
 
     classes = None
     if task == "classification":
@@ -206,10 +279,11 @@ def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResu
         if unseen:
             log.warning("validation data has classes never seen in training: %s", unseen[:10])
 
-    model = resolve_model(settings.model, task)
-    estimator, params = build_estimator(model, settings.estimator_params, seed=settings.seed,
-                                        trainer_keys=TRAINER_KEYS)
-    pipeline = build_pipeline(estimator, X_fit, kinds, model.scale_numeric)
+    params.update(small_data.fit_to_size(estimator, X_fit, y_fit, task, settings))
+    native = uses_native_categories(estimator, settings)
+    pipeline = build_pipeline(estimator, X_fit, kinds, scale=settings.model.scale_numeric,
+                              native_categories=native,
+                              sparse=settings.model.name == "linear")
     log.info("fitting %s on %d rows x %d features (%s, target %r), parameters %s",
              type(estimator).__name__, len(X_fit), X_fit.shape[1], task, target,
              json.dumps(params, default=str))
@@ -224,7 +298,7 @@ def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResu
 
     if task == "classification":
         # The order of predict_proba's columns, which serving reports.
-        classes = [_label(c) for c in pipeline.classes_]
+        classes = [cells.label_value(c) for c in pipeline.classes_]
     metrics = {
         "train": evaluate(pipeline, X_fit, y_fit, task, classes),
         "validation": evaluate(pipeline, X_val, y_val, task, classes),
@@ -234,13 +308,15 @@ def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResu
         task=task,
         features=[Feature(str(c), kinds[c]) for c in X.columns],
         classes=[_json_value(c) for c in classes] if classes is not None else None,
-        model=model.name,
+        model=settings.model.name,
         estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",
         params={k: _json_value(v) for k, v in params.items()},
         metrics=metrics,
         versions=library_versions(),
         training_rows=len(X_fit),
         header=table.has_header,
+        columns=input_columns(table, str(target)),
+        ignored_columns=list(table.ignored),
     )
     remove_model(paths.model_dir)
     save_model(paths.model_dir, pipeline, metadata)
@@ -254,15 +330,6 @@ def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResu
     return TrainingResult(metadata, metrics, metric_lines(metrics, objective))
 
 
-def _label(value):
-    """Class labels as JSON-friendly Python values (1.0 read from CSV becomes 1)."""
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return int(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _sort_key(value):
     return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
@@ -272,4 +339,8 @@ def _json_value(value):
         return value.item()
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
     return str(value)

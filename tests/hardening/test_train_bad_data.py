@@ -3,15 +3,21 @@
 Each case runs the real train stage and must end with a non-zero exit and a
 one-line reason in output/failure (short enough for the 1024 characters of
 FailureReason) that names the file, line, column or key at fault.  Zero-byte
-files among good ones are skipped with a warning naming each one (Spark and
-Athena write them); a channel of nothing but empty files still fails.
+files and markers among good ones are skipped with one warning naming them
+(Spark and Athena write them); a channel of nothing but empty files still
+fails.
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import fastparquet
+import pandas as pd
 import pytest
 
 from tests.sagemaker_tree import DATA, failure_reason, run_stage, training_tree
@@ -26,6 +32,17 @@ AFTER_AGE = FIRST.split(",", 1)[1]  # a row without its first cell (customer_age
 def with_row(row: str) -> str:
     """SMALL plus one row, which is line 402 of the file."""
     return SMALL + row + "\n"
+
+
+def parquet_of(text: str, drop: tuple[str, ...] = ()) -> bytes:
+    frame = pd.read_csv(io.StringIO(text)).drop(columns=list(drop))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "part.parquet"
+        fastparquet.write(str(path), frame, compression="SNAPPY", write_index=False)
+        return path.read_bytes()
+
+
+PARQUET = parquet_of(SMALL)
 
 
 # name: (files of the train channel, hyperparameters, words the reason must hold)
@@ -63,6 +80,11 @@ CASES = {
         {"data.csv": SMALL}, {"validation_fraction": "1.5"}, ["'validation_fraction'", "1.5"]),
     "validation_fraction=0": (
         {"data.csv": SMALL}, {"validation_fraction": "0"}, ["'validation_fraction'"]),
+    "holdout_fraction=1.5": (
+        {"data.csv": SMALL}, {"holdout_fraction": "1.5"}, ["'holdout_fraction'", "1.5"]),
+    "n_estimators=10.5": (
+        {"data.csv": SMALL}, {"model": "random_forest", "n_estimators": "10.5"},
+        ["'n_estimators'", "an integer", "'10.5'"]),
     "n_estimators=0": (
         {"data.csv": SMALL}, {"model": "random_forest", "n_estimators": "0"},
         ["'n_estimators'", "Got 0"]),
@@ -79,13 +101,34 @@ CASES = {
     "nothing but empty files": (
         {"part-0.csv": "", "part-1.csv": "", "sub/part-2.csv": ""}, {},
         ["only empty files", "part-0.csv"]),
+    # Parquet, and the files that are neither CSV nor Parquet.
+    "a corrupt Parquet file": (
+        {"part-00000": PARQUET, "part-00001": PARQUET[: len(PARQUET) // 3]}, {},
+        ["part-00001", "cannot be read as Parquet", "damaged"]),
+    "a Parquet file without the target column": (
+        {"part-00000.snappy.parquet": parquet_of(SMALL, drop=("churn",))}, {},
+        ["'target'", "'churn'", "customer_age"]),
+    "Parquet and CSV mixed in one channel": (
+        {"part-00000.parquet": PARQUET, "extra/part-00001.csv": SMALL}, {},
+        ["mixes Parquet files", "part-00000.parquet", "CSV files", "extra/part-00001.csv"]),
+    "a ContentType that disagrees with the files": (
+        {"part-00000": PARQUET}, {},
+        ["ContentType 'text/csv'", "Parquet files", "part-00000", "application/x-parquet"]),
+    "a script in the channel": (
+        {"churn.csv": SMALL, "make_churn.py": "import numpy\nprint('hello')\n"}, {},
+        ["make_churn.py", "neither CSV nor Parquet", ".py"]),
+    "a .parquet name without Parquet inside": (
+        {"part-00000.parquet": SMALL}, {}, ["part-00000.parquet", "does not begin with PAR1"]),
 }
+CONTENT_TYPES = {"a ContentType that disagrees with the files": "text/csv"}
 
 
 def run_case(tmp_path, name):
     files, hyperparameters, _ = CASES[name]
-    base = tmp_path / name.replace(" ", "_").replace("=", "-")
-    training_tree(base, {"train": files}, {"target": "churn", **hyperparameters})
+    base = tmp_path / name.replace(" ", "_").replace("=", "-").replace(".", "")
+    content_types = {"train": CONTENT_TYPES[name]} if name in CONTENT_TYPES else None
+    training_tree(base, {"train": files}, {"target": "churn", **hyperparameters},
+                  content_types=content_types)
     return base, run_stage("train", base, timeout=300)
 
 
@@ -118,20 +161,21 @@ def test_bad_data_and_hyperparameters_fail_with_a_one_line_reason(tmp_path):
     assert not problems, "\n".join(problems)
 
 
-def test_zero_byte_files_among_good_ones_are_skipped_with_a_warning(tmp_path):
+def test_zero_byte_files_and_markers_among_good_ones_are_skipped_with_one_warning(tmp_path):
     files = {"part-0000.csv": SMALL, "part-0001.csv": "", "_SUCCESS": "",
-             "day=2/part-0002.csv": "", "day=2/part-0003.csv": SMALL}
+             ".part-0000.csv.crc": b"crc\x00\x01", "day=2/part-0002.csv": "",
+             "day=2/part-0003.csv": SMALL}
     base = training_tree(tmp_path, {"train": files}, {"target": "churn", "model": "linear"})
     result = run_stage("train", base, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (base / "output" / "failure").exists()
     warnings = [line for line in result.stderr.splitlines() if "WARNING skipping" in line]
     channel = base / "input" / "data" / "train"
-    assert sorted(warnings) == sorted(
-        next(w for w in warnings if str(channel / name) in w)
-        for name in ("part-0001.csv", "day=2/part-0002.csv")), warnings
-    assert all("holds no rows" in w for w in warnings)
-    assert "read 800 rows" in result.stderr and "from 2 file(s)" in result.stderr
+    assert len(warnings) == 1, warnings
+    assert f"skipping 4 file(s) under {channel} that hold no data" in warnings[0]
+    for name in (".part-0000.csv.crc", "_SUCCESS", "day=2/part-0002.csv", "part-0001.csv"):
+        assert name in warnings[0]
+    assert "read 800 rows" in result.stderr and "from 2 CSV file(s)" in result.stderr
     assert (base / "model" / "model.joblib").is_file()
 
 

@@ -138,24 +138,6 @@ def test_platform_keys_are_recognized():
         assert not contract.is_platform_key(key)
 
 
-def test_platform_keys_never_reach_the_estimator(tmp_path):
-    from sklearn_byoc.train.trainer import Settings
-
-    path = write_json(tmp_path / "hp.json", {
-        "_tuning_objective_metric": "validation:f1",
-        "sagemaker_program": "\"train.py\"",
-        "sagemaker_submit_directory": "\"s3://bucket/code.tar.gz\"",
-        "sagemaker_container_log_level": "20",
-        "sagemaker_region": "\"us-east-1\"",
-        "model": "\"random_forest\"",
-        "n_estimators": "5",
-    })
-    settings = Settings.from_hyperparameters(Hyperparameters.read(path))
-    assert settings.model == "random_forest"
-    assert settings.objective == "validation:f1"
-    assert settings.estimator_params == {"n_estimators": "5"}
-
-
 def test_hyperparameters_invalid_json_names_the_file(tmp_path):
     path = write_json(tmp_path / "config" / "hyperparameters.json", '{"model": ')
     with pytest.raises(UserError) as info:

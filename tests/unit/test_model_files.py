@@ -23,3 +23,29 @@ def test_save_clears_what_a_killed_save_left_behind(tmp_path):
     loaded = load_model(tmp_path)
     assert loaded.metadata.target == "y"
     assert json.loads((tmp_path / METADATA_FILE).read_text())["classes"] == [0, 1]
+
+
+def test_the_training_columns_and_the_ignored_ones_round_trip(tmp_path):
+    from sklearn_byoc.common.model_files import Column
+
+    meta = metadata()
+    meta.columns = [Column("id", "ignored"), Column("x", "feature"), Column("y", "target")]
+    meta.ignored_columns = ["id"]
+    save_model(tmp_path, DummyClassifier().fit([[0], [1]], [0, 1]), meta)
+    raw = json.loads((tmp_path / METADATA_FILE).read_text())
+    assert raw["columns"] == [{"name": "id", "role": "ignored"}, {"name": "x", "role": "feature"},
+                              {"name": "y", "role": "target"}]
+    assert raw["ignored_columns"] == ["id"]
+    loaded = load_model(tmp_path).metadata
+    assert [(c.name, c.role) for c in loaded.columns] == [("id", "ignored"), ("x", "feature"),
+                                                          ("y", "target")]
+    assert loaded.ignored_columns == ["id"]
+
+
+def test_metadata_written_before_the_columns_were_recorded_still_loads(tmp_path):
+    save_model(tmp_path, DummyClassifier().fit([[0], [1]], [0, 1]), metadata())
+    raw = json.loads((tmp_path / METADATA_FILE).read_text())
+    del raw["columns"], raw["ignored_columns"]
+    (tmp_path / METADATA_FILE).write_text(json.dumps(raw))
+    loaded = load_model(tmp_path).metadata
+    assert loaded.columns == [] and loaded.ignored_columns == []

@@ -7,8 +7,8 @@ import pytest
 
 from sklearn_byoc.common.contract import HyperparameterError
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.tables import (infer_task, list_data_files, looks_like_header, read_csv_folder,
-                           resolve_target)
+from sklearn_byoc.common.tables import (infer_task, looks_like_header, read_folder, resolve_target,
+                                        scan_folder)
 
 
 def write(folder: Path, name: str, text: str | bytes) -> Path:
@@ -47,7 +47,7 @@ def test_looks_like_header(first, rows, expected):
 
 def test_headerless_label_first_file_gets_positional_names(tmp_path):
     write(tmp_path, "part-0.csv", "1,0.5,3\n0,1.5,4\n1,2.5,5\n")
-    table = read_csv_folder(tmp_path)
+    table = read_folder(tmp_path)
     assert not table.has_header
     assert list(table.frame.columns) == ["column_0", "column_1", "column_2"]
     assert table.frame["column_0"].tolist() == [1, 0, 1]
@@ -56,7 +56,7 @@ def test_headerless_label_first_file_gets_positional_names(tmp_path):
 
 def test_header_is_detected_and_names_columns(tmp_path):
     write(tmp_path, "data.csv", numbers_csv(4))
-    table = read_csv_folder(tmp_path)
+    table = read_folder(tmp_path)
     assert table.has_header
     assert list(table.frame.columns) == ["x", "y", "label"]
     assert len(table.frame) == 4
@@ -64,34 +64,75 @@ def test_header_is_detected_and_names_columns(tmp_path):
 
 def test_header_can_be_forced(tmp_path):
     write(tmp_path, "data.csv", "a,b\nc,d\ne,f\n")
-    assert read_csv_folder(tmp_path, header="present").frame.columns.tolist() == ["a", "b"]
-    absent = read_csv_folder(tmp_path, header="absent")
+    assert read_folder(tmp_path, header="present").frame.columns.tolist() == ["a", "b"]
+    absent = read_folder(tmp_path, header="absent")
     assert len(absent.frame) == 3
     with pytest.raises(UserError, match="header must be one of"):
-        read_csv_folder(tmp_path, header="sometimes")
+        read_folder(tmp_path, header="sometimes")
 
 
 # -- folders --------------------------------------------------------------------------------
-def test_folder_is_read_recursively_skipping_markers_and_hidden_files(tmp_path):
+def test_folder_is_read_recursively_skipping_markers_and_hidden_files(tmp_path, caplog):
     write(tmp_path, "part-00000.csv", numbers_csv(3))
-    write(tmp_path, "year=2024/part-00001.csv", numbers_csv(2))
+    write(tmp_path, "year=2024/part-00001", numbers_csv(2))
     write(tmp_path, "_SUCCESS", "")
     write(tmp_path, ".part-00000.csv.crc", "binary crc")
+    write(tmp_path, "part-00001.crc", "binary crc")
     write(tmp_path, ".hidden/notes.csv", "not,data\n")
     write(tmp_path, "_temporary/0/part.csv", "junk\n")
-    write(tmp_path, "manifest.json", '{"files": []}')
-    files = list_data_files(tmp_path)
-    assert [f.relative_to(tmp_path).as_posix() for f in files] == \
-        ["part-00000.csv", "year=2024/part-00001.csv"]
-    table = read_csv_folder(tmp_path)
+    write(tmp_path, ".DS_Store", b"\x00\x00\x00\x01Bud1")
+    write(tmp_path, "empty.csv", "")
+    files = scan_folder(tmp_path)
+    assert [f.relative_to(tmp_path).as_posix() for f in files.csv] == \
+        ["part-00000.csv", "year=2024/part-00001"]
+    assert sorted(f.relative_to(tmp_path).as_posix() for f in files.skipped) == [
+        ".DS_Store", ".hidden/notes.csv", ".part-00000.csv.crc", "_SUCCESS",
+        "_temporary/0/part.csv", "empty.csv", "part-00001.crc"]
+    with caplog.at_level("WARNING"):
+        table = read_folder(tmp_path)
     assert len(table.frame) == 5
-    assert table.files == files
+    assert table.files == files.csv
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"skipping 7 file(s) under {tmp_path} that hold no data")
+    for name in (".DS_Store", "_SUCCESS", "empty.csv", "part-00001.crc"):
+        assert name in warnings[0]
+
+
+@pytest.mark.parametrize("name, why", [
+    ("make_churn.py", "its name ends in .py"),
+    ("notes.md", "its name ends in .md"),
+    ("manifest.json", "its name ends in .json"),
+    ("data.tsv", "its name ends in .tsv"),
+    ("part-00000", "it holds binary data"),
+])
+def test_a_file_that_is_neither_csv_nor_parquet_names_itself(tmp_path, name, why):
+    write(tmp_path, "part-00000.csv", numbers_csv(3))
+    bad = write(tmp_path / "sub", name, b"ORC\x00\x01" if why.startswith("it holds") else "x\n")
+    with pytest.raises(UserError) as info:
+        read_folder(tmp_path)
+    assert str(info.value).startswith(f"{bad} is neither CSV nor Parquet ({why}")
+    assert "remove that file" in str(info.value)
+
+
+def test_names_whose_dots_end_no_extension_are_csv(tmp_path):
+    write(tmp_path, "sales.2024-01-01", numbers_csv(2))
+    write(tmp_path, "part.00001", numbers_csv(2))
+    write(tmp_path, "part-00002.txt", numbers_csv(2))
+    assert len(scan_folder(tmp_path).csv) == 3
+
+
+def test_utf16_csv_says_so(tmp_path):
+    bad = write(tmp_path, "data.csv", "x,y\n1,2\n".encode("utf-16"))
+    with pytest.raises(UserError) as info:
+        read_folder(tmp_path)
+    assert str(info.value).startswith(f"{bad} is UTF-16 text; save it as UTF-8 CSV")
 
 
 def test_files_with_header_columns_in_another_order_are_aligned(tmp_path):
     write(tmp_path, "a.csv", "x,y,label\n1,2,a\n3,4,b\n")
     write(tmp_path, "b.csv", "label,y,x\nb,6,5\n")
-    frame = read_csv_folder(tmp_path).frame
+    frame = read_folder(tmp_path).frame
     assert frame.columns.tolist() == ["x", "y", "label"]
     assert frame.iloc[2].tolist() == [5, 6, "b"]
 
@@ -100,7 +141,7 @@ def test_mismatched_columns_name_the_file(tmp_path):
     write(tmp_path, "a.csv", numbers_csv(3))
     bad = write(tmp_path, "b.csv", numbers_csv(3, header="x,z,label"))
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     message = str(info.value)
     assert str(bad) in message
     assert "missing: y" in message and "extra: z" in message
@@ -110,7 +151,7 @@ def test_mismatched_column_count_without_header_names_the_file(tmp_path):
     write(tmp_path, "a.csv", "1,2,3\n4,5,6\n")
     bad = write(tmp_path, "b.csv", "1,2\n4,5\n")
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert str(bad) in str(info.value)
     assert "2 columns" in str(info.value) and "3" in str(info.value)
 
@@ -119,7 +160,7 @@ def test_header_in_one_file_only_names_the_file(tmp_path):
     write(tmp_path, "a.csv", numbers_csv(3))
     bad = write(tmp_path, "b.csv", numbers_csv(3, header=None))
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert str(bad) in str(info.value)
     assert "header" in str(info.value)
 
@@ -128,16 +169,17 @@ def test_non_utf8_file_names_the_file(tmp_path):
     write(tmp_path, "a.csv", numbers_csv(3))
     bad = write(tmp_path, "b.csv", "x,y,label\n1,2,caf\xe9\n".encode("latin-1"))
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert str(bad) in str(info.value)
     assert "UTF-8" in str(info.value)
 
 
-def test_binary_file_names_the_file(tmp_path):
-    bad = write(tmp_path, "data.parquet", b"PAR1\x15\x04\x15\x00\x00\xff\xfe\x00\x00")
+def test_a_parquet_name_without_the_parquet_magic_names_the_file(tmp_path):
+    bad = write(tmp_path, "data.parquet", b"PAR\x15\x04\x15\x00\x00\xff\xfe\x00\x00")
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
-    assert str(bad) in str(info.value)
+        read_folder(tmp_path)
+    assert str(info.value).startswith(
+        f"{bad} is named like a Parquet file but does not begin with PAR1")
 
 
 def test_stray_word_in_numeric_column_names_column_value_and_line(tmp_path):
@@ -145,7 +187,7 @@ def test_stray_word_in_numeric_column_names_column_value_and_line(tmp_path):
     lines[8] = "7,14 kg,a"  # line 9 of the file
     path = write(tmp_path, "data.csv", "\n".join(lines) + "\n")
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     message = str(info.value)
     assert "'y'" in message
     assert "'14 kg'" in message
@@ -158,7 +200,7 @@ def test_stray_word_line_counts_in_the_right_file(tmp_path):
     lines[4] = "n/a-ish,4"  # line 6 of b.csv, below its header
     path = write(tmp_path, "b.csv", "\n".join(["x,y"] + lines) + "\n")
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert f"'n/a-ish' at line 6 of {path}" in str(info.value)
 
 
@@ -167,13 +209,13 @@ def test_stray_word_line_counts_blank_lines(tmp_path):
     lines[9] = "oops,1"  # line 10 of the file, after a blank line 6
     path = write(tmp_path, "data.csv", "\n".join(lines) + "\n")
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert f"'oops' at line 10 of {path}" in str(info.value)
 
 
 def test_missing_values_stay_missing(tmp_path):
     write(tmp_path, "data.csv", "x,colour,y\n1,red,0\n,?,1\nNA,,0\n4,blue,\n")
-    frame = read_csv_folder(tmp_path).frame
+    frame = read_folder(tmp_path).frame
     assert pd.api.types.is_numeric_dtype(frame["x"])
     assert frame["x"].isna().tolist() == [False, True, True, False]
     assert frame["colour"].isna().tolist() == [False, True, True, False]
@@ -182,41 +224,61 @@ def test_missing_values_stay_missing(tmp_path):
 
 def test_text_cells_are_stripped_and_kept_as_text(tmp_path):
     write(tmp_path, "data.csv", "x,plan\n1, gold\n2,basic \n3,gold\n")
-    frame = read_csv_folder(tmp_path).frame
+    frame = read_folder(tmp_path).frame
     assert frame["plan"].tolist() == ["gold", "basic", "gold"]
     assert frame["plan"].dtype == object
 
 
+def test_text_cells_are_typed_as_serve_types_them(tmp_path):
+    # "NA " is no missing marker to pandas' reader (it strips leading spaces only);
+    # it is to serve, which strips both sides first.
+    write(tmp_path, "data.csv", "x,plan,size\n1,NA ,1_000\n2,gold,2\n3, ?,3\n")
+    frame = read_folder(tmp_path).frame
+    assert frame["plan"].iloc[1] == "gold"
+    assert frame["plan"].isna().tolist() == [True, False, True]
+    assert frame["size"].tolist() == [1000.0, 2.0, 3.0]
+
+
+def test_true_false_columns_stay_booleans(tmp_path):
+    write(tmp_path, "data.csv", "x,flag\n1,True\n2,False\n3,\n")
+    frame = read_folder(tmp_path).frame
+    assert frame["flag"].iloc[:2].tolist() == [True, False]
+    assert frame["flag"].isna().tolist() == [False, False, True]
+
+
 def test_empty_files_are_skipped(tmp_path):
     write(tmp_path, "empty.csv", "")
+    write(tmp_path, "header-only.csv", "x,y,label\n")
     write(tmp_path, "data.csv", numbers_csv(3))
-    table = read_csv_folder(tmp_path)
+    table = read_folder(tmp_path)
     assert len(table.frame) == 3
 
 
 def test_missing_empty_and_all_empty_folders_name_the_folder(tmp_path):
     with pytest.raises(UserError, match=f"{tmp_path / 'nope'}.* does not exist"):
-        read_csv_folder(tmp_path / "nope", what="channel 'train'")
+        read_folder(tmp_path / "nope", what="channel 'train'")
     (tmp_path / "none").mkdir()
     with pytest.raises(UserError, match=f"channel 'train' folder {tmp_path / 'none'} holds no"):
-        read_csv_folder(tmp_path / "none", what="channel 'train'")
+        read_folder(tmp_path / "none", what="channel 'train'")
     write(tmp_path / "blank", "a.csv", "")
-    with pytest.raises(UserError, match="only empty files"):
-        read_csv_folder(tmp_path / "blank")
+    write(tmp_path / "blank", "_SUCCESS", "")
+    with pytest.raises(UserError) as info:
+        read_folder(tmp_path / "blank")
+    assert str(info.value).startswith(
+        f"input folder {tmp_path / 'blank'} holds only empty files and markers (_SUCCESS, a.csv)")
 
 
 def test_header_with_an_empty_name_is_refused(tmp_path):
     path = write(tmp_path, "data.csv", "x,,label\n1,2,a\n3,4,b\n")
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert str(path) in str(info.value) and "empty column name" in str(info.value)
 
 
 # -- target and task --------------------------------------------------------------------------
 def test_resolve_target_by_name_and_index(tmp_path):
     write(tmp_path, "data.csv", numbers_csv(3))
-    table = read_csv_folder(tmp_path)
-    assert resolve_target(table, None) == "x"
+    table = read_folder(tmp_path)
     assert resolve_target(table, "label") == "label"
     assert resolve_target(table, "2") == "label"
     assert resolve_target(table, "-1") == "label"
@@ -228,9 +290,41 @@ def test_resolve_target_by_name_and_index(tmp_path):
         resolve_target(table, "3")
 
 
+@pytest.mark.parametrize("header, target", [
+    ("a,b,label", "label"), ("Class,a,b", "Class"), ("a,Y,b", "Y"), ("a,b,target", "target"),
+    ("a,b,c", "a"), ("a,labels,c", "a"),
+])
+def test_the_target_by_default(tmp_path, caplog, header, target):
+    write(tmp_path, "data.csv", header + "\nx,1,2\ny,3,4\n")
+    with caplog.at_level("INFO"):
+        assert resolve_target(read_folder(tmp_path), None) == target
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("target:")]
+    rule = ("the only column named target, label, class or y" if target != "a" else
+            "the first column (no column is named target, label, class or y; SageMaker's "
+            "built-in algorithms take the first)")
+    assert said == [f"target: {target!r}, {rule}"]
+
+
+def test_several_target_names_ask_for_the_target(tmp_path):
+    write(tmp_path, "data.csv", numbers_csv(3))  # x, y, label
+    table = read_folder(tmp_path)
+    with pytest.raises(UserError) as info:
+        resolve_target(table, None)
+    assert str(info.value) == ("the data has 2 columns that could be the target ('y', "
+                               "'label'): say which one with target=NAME")
+    with pytest.raises(UserError) as info:
+        resolve_target(table, None, option="--target")
+    assert str(info.value).endswith("say which one with --target NAME")
+
+
+def test_without_a_header_the_target_is_the_first_column(tmp_path):
+    write(tmp_path, "data.csv", "1,2,3\n0,5,6\n")
+    assert resolve_target(read_folder(tmp_path), None) == "column_0"
+
+
 def test_resolve_target_by_name_without_header_explains(tmp_path):
     write(tmp_path, "data.csv", "1,2\n3,4\n")
-    table = read_csv_folder(tmp_path)
+    table = read_folder(tmp_path)
     with pytest.raises(HyperparameterError, match="no header row"):
         resolve_target(table, "churn")
 
@@ -257,7 +351,7 @@ def test_stray_word_line_counts_quoted_line_breaks(tmp_path):
     lines[7] = "six,plain"  # line 9 of the file
     path = write(tmp_path, "data.csv", "\n".join(lines) + "\n")
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert f"'six' at line 9 of {path}" in str(info.value)
 
 
@@ -265,7 +359,7 @@ def test_stray_word_line_counts_quoted_line_breaks(tmp_path):
 def test_file_that_is_not_what_its_name_says_names_the_file(tmp_path, name):
     bad = write(tmp_path, name, b"\x1f\x8b\x08\x00\x00\x00\x00\x00\xff\xfe" * 20)
     with pytest.raises(UserError) as info:
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert str(bad) in str(info.value)
     assert "compressed" in str(info.value)
 
@@ -274,4 +368,4 @@ def test_gzipped_csv_is_read(tmp_path):
     import gzip
 
     write(tmp_path, "part-0.csv.gz", gzip.compress(numbers_csv(3).encode()))
-    assert read_csv_folder(tmp_path).frame.columns.tolist() == ["x", "y", "label"]
+    assert read_folder(tmp_path).frame.columns.tolist() == ["x", "y", "label"]

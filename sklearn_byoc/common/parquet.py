@@ -1,0 +1,137 @@
+"""Parquet files: reading a channel's part files, writing prepare's splits.
+
+fastparquet does the work.  It was chosen by measurement over pyarrow,
+DuckDB and Polars (``benchmarks/parquet_libraries.py``): it reads a
+1,000,000-row file in half pyarrow's time and memory, adds about 16 MB to the
+image instead of 168 MB, and pandas never imports it by itself (pandas
+imports pyarrow at start-up whenever it is installed, which would cost every
+``serve`` worker its memory and change pandas' string storage there).  Only
+``train`` and ``processing`` import this module.
+
+Files written with their default settings by pyarrow (so pandas), DuckDB and
+Polars read as they are (``tests/fixtures/parquet``); Spark's and Glue's
+writer also defaults to data pages of version 1.  fastparquet does not read
+data pages of format version 2 holding nulls, nor the ``DELTA_*`` and
+``BYTE_STREAM_SPLIT`` encodings; such a file fails with a reason that names it
+and says how to write it instead.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sklearn_byoc.common.errors import UserError
+
+
+def _fastparquet():
+    # fastparquet reads a pandas option that pandas 3 deprecates, and warns on import;
+    # the warning is the library's, not the job's.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*future.infer_string.*")
+        import fastparquet
+    return fastparquet
+
+
+def _unreadable(path: Path, exc: Exception) -> UserError:
+    detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+    hint = ("; write it with data page version 1 and the default encodings (Spark's, "
+            "pyarrow's and pandas' defaults) or as CSV"
+            if isinstance(exc, NotImplementedError) or "Encoding" in detail
+            else "; it is damaged or not Parquet: write it again or remove it")
+    return UserError(f"{path} cannot be read as Parquet ({type(exc).__name__}: {detail}){hint}")
+
+
+def _plain(column: pd.Series) -> tuple[pd.Series | None, str | None]:
+    """A column as numpy-backed values the trainer types, or (None, the type it has)."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+        dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        # Nullable booleans: True/False and NaN for null.
+        if isinstance(dtype, pd.BooleanDtype):
+            values = column.to_numpy(dtype=object, na_value=np.nan)
+            return pd.Series(values, index=column.index, dtype=object), None
+        return column, None
+    if pd.api.types.is_numeric_dtype(dtype):
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # Int64, Float32 with nulls
+            return pd.Series(column.to_numpy(dtype=np.float64, na_value=np.nan),
+                             index=column.index), None
+        return column, None
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        return None, f"{dtype} values"
+    if dtype == object or pd.api.types.is_string_dtype(dtype):
+        present = column[column.notna()]
+        if present.empty:
+            return column.astype(object), None
+        kinds = {type(v) for v in present.iloc[:1000]}
+        if kinds <= {str}:
+            return (column if column.dtype == object else column.astype(object)), None
+        if kinds <= {bytes}:
+            # BYTE_ARRAY without the UTF8 annotation (Hive's binary-as-string).
+            try:
+                return column.map(lambda v: v.decode("utf-8") if isinstance(v, bytes) else v,
+                                  na_action="ignore").astype(object), None
+            except UnicodeDecodeError:
+                return None, "binary values that are not UTF-8 text"
+        names = sorted(k.__name__ for k in kinds)
+        return None, f"{', '.join(names)} values (a nested or binary Parquet type)"
+    return None, f"{dtype} values"
+
+
+def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One Parquet file as a frame, and its columns of a type no estimator takes."""
+    fastparquet = _fastparquet()
+
+    try:
+        with path.open("rb") as handle:
+            parquet = fastparquet.ParquetFile(handle)
+            # categories=[]: dictionary-encoded text comes back as text, not as a
+            # pandas Categorical rebuilt from the writer's pandas metadata.
+            frame = parquet.to_pandas(categories=[])
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to decode is the file's
+        raise _unreadable(path, exc) from exc
+    frame = frame.reset_index(drop=True)
+    names = [str(c) for c in frame.columns]
+    empty = [i for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        raise UserError(f"{path} has {len(empty)} column(s) without a name; give every "
+                        "column a name")
+    frame.columns = names
+    unsupported: dict[str, str] = {}
+    for name in names:
+        column = frame[name]
+        plain, kind = _plain(column)
+        if plain is None:
+            unsupported[name] = kind
+        elif plain is not column:  # only converted columns are replaced, not copied all
+            frame[name] = plain
+    return frame, unsupported
+
+
+def write_file(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` as one Snappy-compressed Parquet file, under a temporary name then renamed."""
+    fastparquet = _fastparquet()
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    text = {name: "utf8" for name in frame.columns
+            if frame[name].dtype == object or pd.api.types.is_string_dtype(frame[name].dtype)}
+    # A column of Python booleans (with missing cells) is written as booleans.
+    for name in list(text):
+        present = frame[name].dropna()
+        if len(present) and all(isinstance(v, (bool, np.bool_)) for v in present.iloc[:1000]):
+            text[name] = "bool"
+    try:
+        fastparquet.write(str(partial), frame.reset_index(drop=True), compression="SNAPPY",
+                          write_index=False, object_encoding=text or "infer", stats=True)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
