@@ -3,7 +3,8 @@
 scikit-learn's ColumnTransformer spends most of a small request selecting
 DataFrame columns and re-validating its input at every step.  The fitted
 preprocessing of a model made by ``train`` is simple — impute and scale the
-numeric columns, impute and one-hot encode the categorical ones — so its
+numeric columns, impute and one-hot (or, for HistGradientBoosting's native
+categories, ordinal) encode the categorical ones — so its
 fitted state can be read once at load time and applied directly to the
 decoded feature columns.
 
@@ -149,16 +150,18 @@ def _numeric_block(transformer, columns, start):
 def _categorical_block(transformer, columns, start):
     """Probe the fitted transformer one column at a time.
 
-    One-hot encoding is separable: the output for a row is the output for a
-    reference row plus, per column, the change that column's value makes.
-    The check in :func:`compile_preprocess` confirms it for the real model.
+    One-hot and ordinal encoding are separable: the output for a row is the
+    output for a reference row plus, per column, the change that column's
+    value makes (NaN where the ordinal code is unknown: NaN stays NaN).  The
+    check in :func:`compile_preprocess` confirms it for the real model.
     """
     import pandas as pd
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
     encoder = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
-    if not isinstance(encoder, OneHotEncoder) or len(encoder.categories_) != len(columns):
+    if not isinstance(encoder, (OneHotEncoder, OrdinalEncoder)) or \
+            len(encoder.categories_) != len(columns):
         return None
     categories = [[c for c in cats if isinstance(c, str)] for cats in encoder.categories_]
     reference = {name: (cats[0] if cats else UNSEEN) for name, cats in zip(columns, categories)}

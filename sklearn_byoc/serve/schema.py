@@ -6,20 +6,17 @@ categories as strings — and reports a bad cell by row and column.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from sklearn_byoc.common import cells as cell_rules
 from sklearn_byoc.common.model_files import ModelMetadata
 from sklearn_byoc.serve.errors import RequestError
 
-# The cells pandas reads as missing when training reads CSV, plus "?" (see
-# common/tables.py), so that serving reads a cell the way training did.
-MISSING_MARKERS = frozenset({
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", "?",
-})
+# How a cell is read (missing markers, numbers, categories) is decided once, for
+# every stage, in common/cells.py.
+MISSING_MARKERS = cell_rules.MISSING_MARKERS
 
 
 @dataclass
@@ -60,9 +57,31 @@ class Schema:
         self.kinds = {f.name: f.kind for f in metadata.features}
         self.position = {name: i for i, name in enumerate(self.names)}
         self.target = metadata.target
-        # Columns a request may carry that are not features: the target.
-        self.dropped = frozenset(n for n in [metadata.target] if n)
+        self.ignored = list(metadata.ignored_columns)
+        # Columns a request may carry that are not features: the target, and those
+        # training left out (ignore_columns), dropped by name.
+        self.dropped = frozenset(n for n in [metadata.target, *self.ignored] if n)
         self.width = len(self.names)
+        # Rows without a header may also carry the ignored columns, where training
+        # saw them, with or without the target: width -> body column -> feature position.
+        self.layouts: dict[int, list[int | None]] = {}
+        if self.ignored and metadata.columns:
+            full = [c.name if c.role == "feature" else None for c in metadata.columns]
+            without_target = [c.name if c.role == "feature" else None
+                              for c in metadata.columns if c.role != "target"]
+            for layout in (full, without_target):
+                self.layouts[len(layout)] = [self.position.get(n) if n else None
+                                             for n in layout]
+
+    def positions(self, width: int, row: int = 1) -> list[int | None] | None:
+        """Body column -> feature position for headerless rows of ``width`` values; None
+        when they are the features alone, in training order."""
+        if width == self.width:
+            return None
+        layout = self.layouts.get(width)
+        if layout is None:
+            raise self.width_error(width, row)
+        return layout
 
     def describe(self, limit: int = 30) -> str:
         names = ", ".join(self.names[:limit])
@@ -93,30 +112,13 @@ class Schema:
                     kind="not a finite number", row=first_row + first, feature=name)
         return values
 
-    def _number(self, name: str, cell, row: int) -> float:
-        if cell is None:
-            return math.nan
-        if isinstance(cell, bool):
-            raise RequestError(f"row {row}, feature {name!r}: expected a number, got {cell!r}",
-                               kind="not a number", row=row, feature=name)
-        if isinstance(cell, float):
-            return cell
-        if isinstance(cell, int):
-            try:
-                return float(cell)
-            except OverflowError:  # a JSON integer beyond 1.8e308
-                return math.inf  # reported below as not finite
-        if isinstance(cell, str):
-            text = cell.strip()
-            if text in MISSING_MARKERS:
-                return math.nan
-            try:
-                return float(text)
-            except ValueError:
-                pass
-        raise RequestError(
-            f"row {row}, feature {name!r}: expected a number, got {_short(cell)}",
-            kind="not a number", row=row, feature=name)
+    @staticmethod
+    def _number(name: str, cell, row: int) -> float:
+        try:
+            return cell_rules.parse_number(cell)
+        except cell_rules.CellError as exc:
+            raise RequestError(f"row {row}, feature {name!r}: {exc}", kind="not a number",
+                               row=row, feature=name) from None
 
     def categorical_column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
         out = np.empty(len(cells), dtype=object)
@@ -124,23 +126,14 @@ class Schema:
             out[i] = self._category(name, cell, first_row + i)
         return out
 
-    def _category(self, name: str, cell, row: int):
-        if cell is None:
-            return np.nan
-        if isinstance(cell, str):
-            text = cell.strip()
-            return np.nan if text in MISSING_MARKERS else text
-        if isinstance(cell, bool):
-            return str(cell)
-        if isinstance(cell, float):
-            if math.isnan(cell):
-                return np.nan
-            return str(int(cell)) if cell.is_integer() else str(cell)
-        if isinstance(cell, int):
-            return str(cell)
-        raise RequestError(
-            f"row {row}, feature {name!r}: expected a text or number value, got {_short(cell)}",
-            kind="not a text or number value", row=row, feature=name)
+    @staticmethod
+    def _category(name: str, cell, row: int):
+        try:
+            return cell_rules.category_text(cell)
+        except cell_rules.CellError as exc:
+            raise RequestError(f"row {row}, feature {name!r}: {exc}",
+                               kind="not a text or number value", row=row,
+                               feature=name) from None
 
     def column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
         if self.kinds[name] == "numeric":
@@ -149,19 +142,28 @@ class Schema:
 
     # -- rows -----------------------------------------------------------------
     def from_positional_rows(self, rows: list[list], *, first_row: int = 1) -> Records:
-        """Rows of values in training feature order."""
+        """Rows of values in training feature order (ignored columns and the target may
+        sit where training saw them; see :meth:`positions`)."""
+        width = len(rows[0]) if rows else self.width
+        positions = self.positions(width, first_row)
         for i, row in enumerate(rows):
-            if len(row) != self.width:
+            if len(row) != width:
                 raise self.width_error(len(row), first_row + i)
-        columns = {}
-        for j, name in enumerate(self.names):
-            columns[name] = self.column(name, [row[j] for row in rows], first_row)
+        if positions is None:
+            columns = {name: self.column(name, [row[j] for row in rows], first_row)
+                       for j, name in enumerate(self.names)}
+        else:
+            columns = {self.names[p]: self.column(self.names[p], [row[j] for row in rows],
+                                                  first_row)
+                       for j, p in enumerate(positions) if p is not None}
+            columns = {name: columns[name] for name in self.names}
         return Records(columns, len(rows))
 
     def from_numeric_array(self, rows: np.ndarray, *, first_row: int = 1) -> Records:
         """A 2-D array of numbers in training feature order (an NPY body)."""
-        if rows.shape[1] != self.width:
-            raise self.width_error(rows.shape[1], first_row)
+        positions = self.positions(rows.shape[1], first_row)
+        if positions is not None:
+            rows = rows[:, [positions.index(p) for p in range(self.width)]]
         columns = {}
         for j, name in enumerate(self.names):
             if self.kinds[name] == "numeric":
@@ -200,7 +202,12 @@ class Schema:
 
     def width_message(self, got: int, row: int) -> str:
         hint = ""
-        if got == self.width + 1 and self.target:
+        if self.layouts:
+            ignored = ", ".join(map(repr, self.ignored[:10]))
+            widths = " or ".join(str(w) for w in sorted(self.layouts))
+            hint = (f" (or {widths} values: with the column(s) training ignored, {ignored}, "
+                    "and the target, where the training data had them)")
+        elif got == self.width + 1 and self.target:
             hint = (f" (it looks like the target column {self.target!r} is included; "
                     "send features only)")
         return f"row {row} has {got} values but the model expects {self.describe()}{hint}"

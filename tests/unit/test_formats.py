@@ -560,3 +560,53 @@ def test_npy_cannot_hold_output_all(classified):
         encode(classified, media.NPY, "all")
     assert info.value.status == 406
     assert "application/json" in str(info.value) and "text/csv" in str(info.value)
+
+
+# -- columns training ignored (ignore_columns) --------------------------------------------------
+@pytest.fixture(scope="module")
+def ignoring_schema() -> Schema:
+    """Trained on "id,churn,age,plan,calls" with ignore_columns=id."""
+    from sklearn_byoc.common.model_files import Column
+
+    return Schema(ModelMetadata(
+        target="churn", task="classification",
+        features=[Feature("age", "numeric"), Feature("plan", "categorical"),
+                  Feature("calls", "numeric")], classes=["no", "yes"],
+        columns=[Column("id", "ignored"), Column("churn", "target"), Column("age", "feature"),
+                 Column("plan", "feature"), Column("calls", "feature")],
+        ignored_columns=["id"]))
+
+
+@pytest.mark.parametrize("body", [
+    "31,gold,2\n45.5,basic,0\n",                     # the features alone
+    "c-1,31,gold,2\nc-2,45.5,basic,0\n",             # with the ignored column, no target
+    "c-1,yes,31,gold,2\nc-2,no,45.5,basic,0\n",      # as the training file had them
+    "id,age,plan,calls\nc-1,31,gold,2\nc-2,45.5,basic,0\n",  # a header naming it
+], ids=["features", "with ignored", "with ignored and target", "header"])
+def test_ignored_columns_are_accepted_and_dropped(ignoring_schema, body):
+    assert rows_of(decode(body, "text/csv", ignoring_schema)) == EXPECTED
+
+
+def test_ignored_columns_in_json_objects_and_lists(ignoring_schema):
+    named = {"instances": [{"id": "c-1", "age": 31, "plan": "gold", "calls": 2}]}
+    assert rows_of(decode(json.dumps(named), JSON, ignoring_schema)) == [EXPECTED[0]]
+    listed = [["c-1", 31, "gold", 2]]
+    assert rows_of(decode(json.dumps(listed), JSON, ignoring_schema)) == [EXPECTED[0]]
+    body = npy(np.array([[7.0, 1.0, 31.0, 3.0, 2.0]]))
+    numbers = rows_of(decode(body, media.NPY, ignoring_schema))
+    assert numbers == [(31.0, "3", 2.0)]
+
+
+def test_a_large_body_with_ignored_columns(ignoring_schema):
+    rows = [f"id-{i},{r}" for i, r in enumerate(large_rows())]
+    body = ("\n".join(rows) + "\n").encode()
+    plain = ("\n".join(large_rows()) + "\n").encode()
+    assert rows_of(decode(body, CSV, ignoring_schema)) == \
+        rows_of(decode(plain, CSV, ignoring_schema))
+
+
+def test_a_width_that_fits_no_layout_names_the_ones_that_do(ignoring_schema):
+    with pytest.raises(RequestError) as info:
+        decode("31,gold\n", CSV, ignoring_schema)
+    message = str(info.value)
+    assert "row 1 has 2 values" in message and "4 or 5 values" in message and "'id'" in message

@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from sklearn_byoc.common.tables import is_number
+from sklearn_byoc.common.cells import is_number
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.media import MediaType
 from sklearn_byoc.serve.schema import MISSING_MARKERS, Records, Schema
@@ -170,7 +170,17 @@ class CsvReader:
                 body = body[end + 1:] if end >= 0 else b""
                 if not body.strip():
                     raise RequestError("the CSV body holds a header row but no data rows")
-        positions = self.mapping if self.mapping is not None else list(range(schema.width))
+        if self.mapping is not None:
+            positions = self.mapping
+        else:
+            # Headerless rows may carry the columns training ignored (schema.positions).
+            end = body.find(b"\n")
+            first_width = body[: end if end >= 0 else len(body)].count(b",") + 1
+            try:
+                positions = schema.positions(first_width, first_row) or \
+                    list(range(schema.width))
+            except RequestError:
+                positions = list(range(schema.width))  # the width check below names the row
         width = len(positions)
         bad = _first_record_of_wrong_width(body, width)
         if bad is not None:
