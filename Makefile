@@ -4,7 +4,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast bench image clean
+.PHONY: demo test test-fast test-lines bench image locks clean
+
+# The scikit-learn lines the image can be built for (Dockerfile SKLEARN_VERSION).
+# The default line's lock is requirements.txt; each other line's is
+# requirements/sklearn-<line>.txt.
+DEFAULT_LINE := 1.9
+OLD_LINES    := 1.2 1.4
 
 $(BIN)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +22,16 @@ $(BIN)/.runtime: requirements.txt
 $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
 	sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e '/^ *#/d' requirements.txt > $(VENV)/pins.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c $(VENV)/pins.txt
+	touch $@
+
+# One virtual environment per older scikit-learn line, made like .venv from
+# that line's lock, for the unit and contract suites.
+.venv-sklearn%/bin/.dev: requirements/sklearn-%.txt requirements-dev.txt
+	$(PYTHON) -m venv .venv-sklearn$*
+	.venv-sklearn$*/bin/pip install --quiet --require-hashes -r requirements/sklearn-$*.txt
+	sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e '/^ *#/d' requirements/sklearn-$*.txt \
+	  > .venv-sklearn$*/pins.txt
+	.venv-sklearn$*/bin/pip install --quiet -r requirements-dev.txt -c .venv-sklearn$*/pins.txt
 	touch $@
 
 ## demo: processing -> train -> batch transform -> serve, on the bundled data
@@ -30,15 +46,40 @@ test: $(BIN)/.dev
 test-fast: $(BIN)/.dev
 	$(BIN)/python -m pytest tests/unit tests/contract
 
+## test-lines: unit and contract tests on every older scikit-learn line (one
+## venv each, .venv-sklearn<line>); LINES=1.2 picks some
+LINES ?= $(OLD_LINES)
+test-lines: $(foreach line,$(LINES),.venv-sklearn$(line)/bin/.dev)
+	for line in $(LINES); do \
+	  echo "== scikit-learn $$line line: unit and contract tests"; \
+	  .venv-sklearn$$line/bin/python -m pytest tests/unit tests/contract || exit 1; \
+	done
+
 ## bench: serve against the classic predictor, side by side (about 8 min; needs wrk)
 bench: $(BIN)/.dev
 	$(BIN)/python benchmarks/run.py
 
 ## image: build the image as IMAGE (docker when a daemon runs, else podman;
-## where no registry answers, on a stand-in Debian base)
-IMAGE ?= localhost/sagemaker-sklearn-byoc:latest
+## where no registry answers, on a stand-in Debian base); SKLEARN=1.2 builds
+## the scikit-learn 1.2 line, tagged ...:sklearn1.2 unless IMAGE is given
+SKLEARN ?=
+IMAGE ?= localhost/sagemaker-sklearn-byoc:$(if $(SKLEARN),sklearn$(SKLEARN),latest)
 image:
-	$(PYTHON) -m tests.container_tool build --tag $(IMAGE)
+	$(PYTHON) -m tests.container_tool build --tag $(IMAGE) \
+	  $(if $(SKLEARN),--sklearn-version $(SKLEARN))
+
+## locks: regenerate the older lines' locks from requirements/sklearn-<line>.in
+## (needs pip-compile from pip-tools); what they share with the default line
+## is held at requirements.txt's versions
+locks:
+	{ echo "# requirements.txt's pins that every line shares (written by make locks)"; \
+	  sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e '/^ *#/d' -e '/^$$/d' requirements.txt \
+	  | grep -v -E '^(scikit-learn|numpy|pandas|scipy)=='; } > requirements/shared.constraints
+	for line in $(OLD_LINES); do \
+	  pip-compile --quiet --generate-hashes --strip-extras --no-header --no-emit-find-links \
+	    --no-emit-index-url -c requirements/shared.constraints \
+	    -o requirements/sklearn-$$line.txt requirements/sklearn-$$line.in || exit 1; \
+	done
 
 clean:
 	rm -rf work .pytest_cache
