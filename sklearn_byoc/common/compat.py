@@ -70,3 +70,20 @@ def fast_config(*, assume_finite: bool = False):
     if "skip_parameter_validation" in inspect.signature(sklearn.config_context).parameters:
         options["skip_parameter_validation"] = True
     return sklearn.config_context(**options)
+
+
+def nul_byte_offset(path, limit: int = 1 << 20) -> int | None:
+    """Where the first NUL byte lies in the first ``limit`` bytes of ``path``, if anywhere.
+
+    pandas < 3.1 (the 1.2 line's) reads a CSV line only up to a NUL byte and
+    drops the rest of the line without an error, where later pandas reads on
+    (and fails on the bytes of a binary file): no text CSV holds a NUL, so a
+    file with one is refused on every line before pandas reads it.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(limit)
+    except OSError:
+        return None
+    offset = head.find(b"\0")
+    return offset if offset >= 0 else None
