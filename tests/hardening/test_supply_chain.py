@@ -131,3 +131,18 @@ def test_the_lines_share_what_is_not_the_scientific_stack():
                 problems.append(f"{lock.name} locks {name}=={version}, requirements.txt "
                                 f"{default[name]}: run make locks")
     assert not problems, "\n".join(problems)
+
+
+def test_the_readme_table_gives_each_lines_locked_versions():
+    """README's table of lines: line, then the scikit-learn, numpy, pandas and scipy locked."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        match = re.match(r"^\| `(\d+\.\d+)`(?: \(default\))? \| ([^|]+) \| ([^|]+) \| "
+                         r"([^|]+) \| ([^|]+) \|", line)
+        if match:
+            rows[match[1]] = [cell.strip() for cell in match.groups()[1:]]
+    assert sorted(rows) == sorted(compat.LINES)
+    for source, lock in SETS:
+        entries = locked(lock)
+        versions = [entries[name][0] for name in ("scikit-learn", "numpy", "pandas", "scipy")]
+        assert rows[compat.line_of(versions[0])] == versions, lock.name
