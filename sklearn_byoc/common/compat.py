@@ -11,6 +11,7 @@ nowhere else.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import warnings
 from typing import Iterator
@@ -62,14 +63,22 @@ def fast_config(*, assume_finite: bool = False):
     """``sklearn.config_context`` for work on inputs already checked: parameter
     validation is skipped where the line can skip it (``skip_parameter_validation``
     exists from scikit-learn 1.3 on; under 1.2 the checks simply run)."""
+    import sklearn
+
+    options = {"assume_finite": True} if assume_finite else {}
+    if _can_skip_parameter_validation():
+        options["skip_parameter_validation"] = True
+    return sklearn.config_context(**options)
+
+
+@functools.lru_cache(maxsize=None)
+def _can_skip_parameter_validation() -> bool:
+    # Asked once: fast_config is on every request's path.
     import inspect
 
     import sklearn
 
-    options = {"assume_finite": True} if assume_finite else {}
-    if "skip_parameter_validation" in inspect.signature(sklearn.config_context).parameters:
-        options["skip_parameter_validation"] = True
-    return sklearn.config_context(**options)
+    return "skip_parameter_validation" in inspect.signature(sklearn.config_context).parameters
 
 
 def nul_byte_offset(path, limit: int = 1 << 20) -> int | None:

@@ -189,8 +189,6 @@ class LoadedModel:
             return
         try:
             yield check
-        except UserError:
-            raise
         except Exception as exc:  # noqa: BLE001 - any failure of a model of another line
             if not check.other_line:
                 raise
