@@ -6,11 +6,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test test-fast test-lines bench image locks clean
 
-# The scikit-learn lines the image can be built for (Dockerfile SKLEARN_VERSION).
-# The default line's lock is requirements.txt; each other line's is
-# requirements/sklearn-<line>.txt.
-DEFAULT_LINE := 1.9
-OLD_LINES    := 1.2 1.4
+# The older scikit-learn lines the image can be built for (the Dockerfile's
+# SKLEARN_VERSION; its default line's lock is requirements.txt): each one's
+# lock is requirements/sklearn-<line>.txt.
+OLD_LINES := 1.2 1.4
 
 $(BIN)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +46,10 @@ test-fast: $(BIN)/.dev
 	$(BIN)/python -m pytest tests/unit tests/contract
 
 ## test-lines: unit and contract tests on every older scikit-learn line (one
-## venv each, .venv-sklearn<line>); LINES=1.2 picks some
-LINES ?= $(OLD_LINES)
-test-lines: $(foreach line,$(LINES),.venv-sklearn$(line)/bin/.dev)
-	for line in $(LINES); do \
+## venv each, .venv-sklearn<line>); SKLEARN_LINES=1.2 picks some
+SKLEARN_LINES ?= $(OLD_LINES)
+test-lines: $(foreach line,$(SKLEARN_LINES),.venv-sklearn$(line)/bin/.dev)
+	for line in $(SKLEARN_LINES); do \
 	  echo "== scikit-learn $$line line: unit and contract tests"; \
 	  .venv-sklearn$$line/bin/python -m pytest tests/unit tests/contract || exit 1; \
 	done
