@@ -1,9 +1,10 @@
 """Which scikit-learn pickled a model file, read without unpickling it.
 
 scikit-learn adds ``_sklearn_version`` (its own version) to the state each
-of its own estimators pickles (``BaseEstimator.__getstate__``, for classes of
-``sklearn.*`` modules since 0.18), and the pickle stores that state as a
-dict right before the BUILD opcode that hands it to the new object.  This module walks the file's opcodes
+of its own estimators pickles (``BaseEstimator.__getstate__``, for classes
+of ``sklearn.*`` modules; versions before 0.18 recorded none), and the
+pickle stores that state as a dict right before the BUILD opcode that hands
+it to the new object.  This module walks the file's opcodes
 (``pickletools.genops``) with a small symbolic stack that records what each
 opcode would build: nothing is imported and nothing the file names is
 called, so a model can be inspected before any library tries to load it.
