@@ -7,6 +7,12 @@
 # image (Debian with python3 and python3-venv); both stages must use the same
 # one, because the virtual environment links to the base's interpreter.
 ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
+# The scikit-learn line (major.minor) the image holds.  A model loads
+# reliably only under the line that pickled it, so teams leaving AWS's
+# scikit-learn images (framework versions 1.2-1, 1.4-2) build their models'
+# line: 1.2, 1.4, or the default.  Each line is one hashed lock:
+# requirements/sklearn-<line>.txt, or requirements.txt for the default.
+ARG SKLEARN_VERSION=1.9
 
 # ---------------------------------------------------------------------------
 # builder: resolves and installs the dependencies, prepares the code.  Only
@@ -23,9 +29,19 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 RUN python3 -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
+COPY requirements/ /tmp/requirements/
 # The libraries' own test suites (about 110 MB of pandas, scipy, numpy and
 # scikit-learn) are never run in the image.
-RUN /opt/venv/bin/python -m pip install --requirement /tmp/requirements.txt \
+ARG SKLEARN_VERSION
+RUN lock="/tmp/requirements/sklearn-${SKLEARN_VERSION}.txt"; \
+    [ -f "$lock" ] || lock=/tmp/requirements.txt; \
+    if ! grep -qF "scikit-learn==${SKLEARN_VERSION}." "$lock"; then \
+      echo "SKLEARN_VERSION=${SKLEARN_VERSION} is not a scikit-learn line this image" \
+           "can be built for: use 1.9 (the default) or one with a lock in" \
+           "requirements/:" /tmp/requirements/sklearn-*.txt >&2; \
+      exit 1; \
+    fi \
+ && /opt/venv/bin/python -m pip install --requirement "$lock" \
  && find /opt/venv/lib/python3*/site-packages -type d -name tests -prune \
       -exec rm -rf {} +
 
@@ -72,6 +88,9 @@ LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 # SageMaker hosts a multi-model endpoint only on an image that says it
 # implements the /models API; `serve` does when SAGEMAKER_MULTI_MODEL=true.
 LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
+# Which scikit-learn line the image holds, for whoever picks an image for a model.
+ARG SKLEARN_VERSION
+LABEL sagemaker-sklearn-byoc.scikit-learn-line=${SKLEARN_VERSION}
 
 # PATH is spelled out in full: a base image that defines no PATH would
 # otherwise leave only the venv on it.

@@ -9,7 +9,12 @@ PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_
 # The venv remembers which Python made it: another Python gets a new venv.
 PYTHON_STAMP := $(VENV)/.python-$(PYTHON_VERSION)
 
-.PHONY: demo test test-fast bench image pipeline-tools clean
+.PHONY: demo test test-fast test-lines bench image locks pipeline-tools clean
+
+# The older scikit-learn lines the image can be built for (the Dockerfile's
+# SKLEARN_VERSION; its default line's lock is requirements.txt): each one's
+# lock is requirements/sklearn-<line>.txt.
+OLD_LINES := 1.2 1.4
 
 NO_PYTHON := no Python at PYTHON=$(PYTHON): install Python $(firstword $(SUPPORTED_PYTHONS)) \
   or $(lastword $(SUPPORTED_PYTHONS)) or name one with PYTHON=/path/to/python$(lastword $(SUPPORTED_PYTHONS))
@@ -41,6 +46,16 @@ $(BIN)/.dev: $(VENV)/pins.txt requirements-dev.txt requirements-pipeline.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c $(VENV)/pins.txt
 	touch $(BIN)/.pipeline $@
 
+# One virtual environment per older scikit-learn line, made like .venv from
+# that line's lock, for the unit and contract suites.
+.venv-sklearn%/bin/.dev: requirements/sklearn-%.txt requirements-dev.txt
+	$(PYTHON) -m venv .venv-sklearn$*
+	.venv-sklearn$*/bin/pip install --quiet --require-hashes -r requirements/sklearn-$*.txt
+	sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e '/^ *#/d' requirements/sklearn-$*.txt \
+	  > .venv-sklearn$*/pins.txt
+	.venv-sklearn$*/bin/pip install --quiet -r requirements-dev.txt -c .venv-sklearn$*/pins.txt
+	touch $@
+
 ## demo: prepare -> train -> evaluate -> batch transform -> serve, on the bundled
 ## data or on yours: make demo DATA=path/to/my.csv TARGET=label
 demo: $(BIN)/.runtime
@@ -57,15 +72,40 @@ test: $(BIN)/.dev
 test-fast: $(BIN)/.dev
 	$(BIN)/python -m pytest tests/unit tests/contract
 
+## test-lines: unit and contract tests on every older scikit-learn line (one
+## venv each, .venv-sklearn<line>); SKLEARN_LINES=1.2 picks some
+SKLEARN_LINES ?= $(OLD_LINES)
+test-lines: $(foreach line,$(SKLEARN_LINES),.venv-sklearn$(line)/bin/.dev)
+	for line in $(SKLEARN_LINES); do \
+	  echo "== scikit-learn $$line line: unit and contract tests"; \
+	  .venv-sklearn$$line/bin/python -m pytest tests/unit tests/contract || exit 1; \
+	done
+
 ## bench: serve against the classic predictor, side by side (about 8 min; needs wrk)
 bench: $(BIN)/.dev
 	$(BIN)/python benchmarks/run.py
 
 ## image: build the image as IMAGE (docker when a daemon runs, else podman;
-## where no registry answers, on a stand-in Debian base)
-IMAGE ?= localhost/sagemaker-sklearn-byoc:latest
+## where no registry answers, on a stand-in Debian base); SKLEARN=1.2 builds
+## the scikit-learn 1.2 line, tagged ...:sklearn1.2 unless IMAGE is given
+SKLEARN ?=
+IMAGE ?= localhost/sagemaker-sklearn-byoc:$(if $(SKLEARN),sklearn$(SKLEARN),latest)
 image:
-	$(PYTHON) -m tests.container_tool build --tag $(IMAGE)
+	$(PYTHON) -m tests.container_tool build --tag $(IMAGE) \
+	  $(if $(SKLEARN),--sklearn-version $(SKLEARN))
+
+## locks: regenerate the older lines' locks from requirements/sklearn-<line>.in
+## (needs pip-compile from pip-tools); what they share with the default line
+## is held at requirements.txt's versions
+locks:
+	{ echo "# requirements.txt's pins that every line shares (written by make locks)"; \
+	  sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e '/^ *#/d' -e '/^$$/d' requirements.txt \
+	  | grep -v -E '^(scikit-learn|numpy|pandas|scipy)=='; } > requirements/shared.constraints
+	for line in $(OLD_LINES); do \
+	  pip-compile --quiet --generate-hashes --strip-extras --no-header --no-emit-find-links \
+	    --no-emit-index-url -c requirements/shared.constraints \
+	    -o requirements/sklearn-$$line.txt requirements/sklearn-$$line.in || exit 1; \
+	done
 
 clean:
 	rm -rf work .pytest_cache $(VENV)

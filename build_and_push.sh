@@ -14,6 +14,10 @@ IMAGE_NAME if it does not exist, logs Docker in to the registry, pushes
 IMAGE_NAME:TAG (TAG defaults to "latest") and prints the image URI as the last
 line, ready for image_uri= in the SageMaker SDK.
 
+With --sklearn-version the image holds that scikit-learn line (the one that
+pickled your models) and its tag says so: TAG-sklearn1.2, or sklearn1.2
+without a TAG.
+
 The account and region come from the AWS CLI's own configuration (the
 credentials in use, then AWS_REGION, AWS_DEFAULT_REGION or `aws configure get
 region`) unless given here.
@@ -23,6 +27,9 @@ Options:
   --region REGION       AWS region of the repository (e.g. eu-west-1)
   --platform PLATFORM   linux/amd64 (default) or linux/arm64 for Graviton
                         instance types (ml.c7g, ml.m7g, ...)
+  --sklearn-version LINE
+                        the scikit-learn line: 1.2, 1.4 or 1.9 (the default);
+                        the Dockerfile's build argument SKLEARN_VERSION
   --build-arg KEY=VAL   passed to docker build; repeatable
                         (e.g. --build-arg BASE_IMAGE=python:3.11-slim-bookworm)
   --dry-run             print every command instead of running it
@@ -38,6 +45,7 @@ die() {
 account=""
 region=""
 platform="linux/amd64"
+sklearn_line=""
 dry_run=0
 build_args=()
 positional=()
@@ -51,6 +59,8 @@ while (($#)); do
     --region=*) region=${1#*=}; shift ;;
     --platform) (($# >= 2)) || die "--platform needs a value"; platform=$2; shift 2 ;;
     --platform=*) platform=${1#*=}; shift ;;
+    --sklearn-version) (($# >= 2)) || die "--sklearn-version needs a value"; sklearn_line=$2; shift 2 ;;
+    --sklearn-version=*) sklearn_line=${1#*=}; shift ;;
     --build-arg) (($# >= 2)) || die "--build-arg needs KEY=VALUE"; build_args+=(--build-arg "$2"); shift 2 ;;
     --build-arg=*) build_args+=(--build-arg "${1#*=}"); shift ;;
     --dry-run) dry_run=1; shift ;;
@@ -63,6 +73,26 @@ done
 ((${#positional[@]} >= 1 && ${#positional[@]} <= 2)) || { usage >&2; exit 2; }
 name=${positional[0]}
 tag=${positional[1]:-latest}
+
+# The lines: each lock under requirements/, and the Dockerfile's default.
+default_line=$(sed -n 's/^ARG SKLEARN_VERSION=//p' "$ROOT/Dockerfile")
+if [[ -n $sklearn_line ]]; then
+  if [[ $sklearn_line != "$default_line" && ! -f $ROOT/requirements/sklearn-$sklearn_line.txt ]]; then
+    lines=""
+    for lock in "$ROOT"/requirements/sklearn-*.txt; do
+      lock=${lock##*/sklearn-}
+      lines+="${lock%.txt}, "
+    done
+    die "--sklearn-version $sklearn_line: the image can be built for the scikit-learn lines ${lines}and $default_line (the default)"
+  fi
+  build_args+=(--build-arg "SKLEARN_VERSION=$sklearn_line")
+  # The tag names the line, so an image for a model's line is told apart at a glance.
+  if ((${#positional[@]} == 2)); then
+    tag="$tag-sklearn$sklearn_line"
+  else
+    tag="sklearn$sklearn_line"
+  fi
+fi
 
 # ECR's rules for repository names and image tags.
 [[ $name =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] ||

@@ -543,17 +543,40 @@ def ensure_base_image(tool: Tool, image: str | None = None,
     return build_standin_base(tool, standin)
 
 
+def default_sklearn_line(dockerfile: Path = DOCKERFILE) -> str:
+    """The default of the Dockerfile's ``ARG SKLEARN_VERSION``: the line requirements.txt locks."""
+    match = re.search(r"^ARG\s+SKLEARN_VERSION=(\S+)", Path(dockerfile).read_text(), re.MULTILINE)
+    if not match:
+        raise ValueError(f"{dockerfile} has no 'ARG SKLEARN_VERSION=<default>' line")
+    return match.group(1).strip("\"'")
+
+
+def sklearn_lines(root: Path = ROOT) -> list[str]:
+    """Every line the image can be built for: each lock under requirements/, and the default."""
+    older = [p.name[len("sklearn-"):-len(".txt")]
+             for p in (root / "requirements").glob("sklearn-*.txt")]
+    lines = {*older, default_sklearn_line(root / "Dockerfile")}
+    return sorted(lines, key=lambda line: tuple(int(part) for part in line.split(".")))
+
+
 def build_image(tool: Tool, tag: str = IMAGE_TAG, base: str | None = None,
-                context: Path = ROOT, **kwargs) -> str:
-    """Build the project's image on ``base`` (default: the Dockerfile's); returns the tag."""
+                context: Path = ROOT, sklearn_version: str | None = None, **kwargs) -> str:
+    """Build the project's image on ``base`` (default: the Dockerfile's) for the scikit-learn
+    line ``sklearn_version`` (default: the Dockerfile's); returns the tag."""
     build_args = {}
     if base and base != default_base_image():
         build_args["BASE_IMAGE"] = base
+    if sklearn_version and sklearn_version != default_sklearn_line():
+        if sklearn_version not in sklearn_lines():
+            raise ValueError(f"scikit-learn line {sklearn_version!r} has no lock; the image can "
+                             f"be built for {', '.join(sklearn_lines())}")
+        build_args["SKLEARN_VERSION"] = sklearn_version
     return tool.build(context, tag, build_args=build_args, **kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tests.container_tool build [--tag T] [--base IMAGE]`` (``make image``)."""
+    """``python -m tests.container_tool build [--tag T] [--base IMAGE] [--sklearn-version
+    LINE]`` (``make image``)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tests.container_tool",
@@ -564,7 +587,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--tag", default="localhost/sagemaker-sklearn-byoc:latest")
     build.add_argument("--base", default=None,
                        help="base image (default: the Dockerfile's BASE_IMAGE)")
+    build.add_argument("--sklearn-version", default=None, metavar="LINE",
+                       help="the scikit-learn line, the Dockerfile's SKLEARN_VERSION: "
+                            f"{', '.join(sklearn_lines())} (default "
+                            f"{default_sklearn_line()})")
     args = parser.parse_args(argv)
+    if args.sklearn_version is not None and args.sklearn_version not in sklearn_lines():
+        parser.error(f"--sklearn-version {args.sklearn_version}: the image can be built for "
+                     f"the scikit-learn lines {', '.join(sklearn_lines())}")
 
     tool = detect()
     if tool is None:
@@ -572,8 +602,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     base = ensure_base_image(tool, args.base)
     log = Path(tempfile.gettempdir()) / f"{CONTAINER_PREFIX}build.log"
-    print(f"building {args.tag} on {base} with {tool.name} (log: {log})", flush=True)
-    tag = build_image(tool, args.tag, base=base, log=log)
+    line = args.sklearn_version or default_sklearn_line()
+    print(f"building {args.tag} (scikit-learn {line}) on {base} with {tool.name} "
+          f"(log: {log})", flush=True)
+    tag = build_image(tool, args.tag, base=base, sklearn_version=line, log=log)
     print(f"built {tag}: {tool.image_size(tag) / 1e6:.0f} MB in "
           f"{time.monotonic() - started:.0f} s")
     return 0

@@ -21,6 +21,7 @@ metadata last, so a folder never holds half a model.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,9 +30,11 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from sklearn_byoc.common import compat
 from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.pickle_versions import WrittenBy
 
 log = logging.getLogger("model")
 
@@ -147,6 +150,8 @@ def library_versions() -> dict[str, str]:
 
     return {
         "python": platform.python_version(),
+        # The image's build argument SKLEARN_VERSION: the line a matching image is built for.
+        "scikit-learn-line": compat.line_of(sklearn.__version__),
         "scikit-learn": sklearn.__version__,
         "pandas": pandas.__version__,
         "numpy": numpy.__version__,
@@ -194,6 +199,32 @@ class LoadedModel:
     model: Any
     metadata: ModelMetadata | None  # None: a model file without metadata.json
     directory: Path
+    written: WrittenBy | None = None  # the scikit-learn that pickled it, read before loading
+
+    @contextlib.contextmanager
+    def version_check(self) -> Iterator["VersionCheck"]:
+        """Where another scikit-learn pickled the model: the block learns whether it was
+        another line (``check.other_line``), a failure inside becomes the one-line refusal,
+        and one warning is logged when the block ends well (scikit-learn's own warnings,
+        one per estimator, were silenced at load)."""
+        written = self.written
+        check = VersionCheck(bool(written and written.other_line))
+        if written is None or not written.differs:
+            yield check
+            return
+        try:
+            yield check
+        except Exception as exc:  # noqa: BLE001 - any failure of a model of another line
+            if not check.other_line:
+                raise
+            raise ModelLoadError(written.refusal(exc)) from exc
+        log.warning("%s", written.warning(probed=check.probed))
+
+
+@dataclass
+class VersionCheck:
+    other_line: bool
+    probed: bool = False  # the block predicted with the model
 
 
 def _describe_folder(folder: Path) -> str:
@@ -249,9 +280,12 @@ def load_metadata(model_dir: Path) -> ModelMetadata:
     return ModelMetadata.from_json(raw, path)
 
 
-def load_model(model_dir: Path, *, require_metadata: bool = True) -> LoadedModel:
+def load_model(model_dir: Path, *, require_metadata: bool = True,
+               check_versions: bool = True) -> LoadedModel:
     """The model of ``model_dir``; its metadata is None when the folder has none and
-    ``require_metadata`` is false."""
+    ``require_metadata`` is false.  A model that another scikit-learn line pickled and
+    that fails to load is refused with the image that serves it; without
+    ``check_versions`` the caller ends the check (``LoadedModel.version_check``)."""
     import joblib
 
     folder = resolve_model_dir(model_dir)
@@ -261,18 +295,22 @@ def load_model(model_dir: Path, *, require_metadata: bool = True) -> LoadedModel
         metadata = None
     # The model folder is trusted: it is the one file a model is unpickled from.
     path = model_file(folder)
+    recorded = ((metadata.versions if metadata else None) or {}).get("scikit-learn")
+    written = WrittenBy.read(path, recorded)
     try:
-        model = joblib.load(path)
+        with compat.quiet_version_warnings() if written.differs else contextlib.nullcontext():
+            model = joblib.load(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        if written.other_line:
+            raise ModelLoadError(written.refusal(exc)) from exc
         raise ModelLoadError(
             f"{path} cannot be loaded ({type(exc).__name__}: {exc}); the file is corrupt "
             "or was written by incompatible library versions"
         ) from exc
     if not hasattr(model, "predict"):
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a fitted model")
-    trained = ((metadata.versions if metadata else None) or {}).get("scikit-learn")
-    running = library_versions()["scikit-learn"]
-    if trained and trained != running:
-        log.warning("model trained with scikit-learn %s, running %s; retrain if predictions "
-                    "look wrong", trained, running)
-    return LoadedModel(model, metadata, folder)
+    loaded = LoadedModel(model, metadata, folder, written)
+    if check_versions:
+        with loaded.version_check():
+            pass
+    return loaded

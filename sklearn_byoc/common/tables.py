@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from sklearn_byoc.common import cells
+from sklearn_byoc.common import cells, compat
 from sklearn_byoc.common.errors import UserError
 
 log = logging.getLogger("tables")
@@ -232,6 +232,11 @@ def looks_like_header(first_row: list[str], rows: list[list[str]]) -> bool:
 
 
 def _read_sample(path: Path) -> list[list[str]]:
+    nul = None if path.name.lower().endswith(COMPRESSED_SUFFIXES) else \
+        compat.nul_byte_offset(path)
+    if nul is not None:
+        raise UserError(f"{path} is not UTF-8 text (a NUL byte at offset {nul}); save it as "
+                        "UTF-8 CSV")
     try:
         sample = pd.read_csv(path, header=None, nrows=SAMPLE_ROWS, dtype=str,
                              keep_default_na=False, encoding="utf-8",

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sklearn_byoc.common import compat
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
@@ -247,13 +248,11 @@ def bootstrap_std(compute, n: int, rounds: int, seed: int) -> dict[str, float]:
     """Standard deviation of each metric over ``rounds`` resamples of the rows."""
     if rounds <= 0 or n < 2:
         return {}
-    import sklearn
-
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {}
     # The inputs were checked once for the full set; a resample may lack a
     # class, which sklearn warns about on every round.
-    with sklearn.config_context(skip_parameter_validation=True), warnings.catch_warnings():
+    with compat.fast_config(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(rounds):
             rows = rng.integers(0, n, n)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sklearn_byoc.common import compat
 from sklearn_byoc.common.model_files import Feature, ModelMetadata, load_model
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.fast_preprocess import compile_preprocess
@@ -57,11 +58,17 @@ class ServedModel:
     @classmethod
     def from_dir(cls, model_dir: Path) -> "ServedModel":
         """The model of a model folder: train's, or a model file alone."""
-        loaded = load_model(model_dir, require_metadata=False)
-        if loaded.metadata is not None:
-            model = cls(loaded.model, loaded.metadata, source=str(loaded.directory))
-        else:
-            model = cls.wrap(loaded.model, source=str(loaded.directory))
+        loaded = load_model(model_dir, require_metadata=False, check_versions=False)
+        # A model pickled by another scikit-learn line is served only once it predicts.
+        with loaded.version_check() as check:
+            if loaded.metadata is not None:
+                model = cls(loaded.model, loaded.metadata, source=str(loaded.directory))
+            else:
+                model = cls.wrap(loaded.model, source=str(loaded.directory))
+            if check.other_line:
+                from sklearn_byoc.serve.probe import probe
+
+                check.probed = probe(model)
         model.log_loaded()
         return model
 
@@ -103,8 +110,6 @@ class ServedModel:
         return records.frame() if self.named else records.array(np.float64)
 
     def predict(self, records: Records, *, probabilities: bool = False) -> Prediction:
-        import sklearn
-
         if records.n == 0:
             return Prediction(np.empty(0, dtype=object),
                               np.empty((0, len(self.classes))) if probabilities else None,
@@ -114,12 +119,11 @@ class ServedModel:
             X = self.fast.transform(records)
             model = self._final
             # The matrix is finite (imputed) and was checked by the schema.
-            context = sklearn.config_context(assume_finite=True,
-                                             skip_parameter_validation=True)
+            context = compat.fast_config(assume_finite=True)
         else:
             X = self.model_input(records)
             model = self.estimator
-            context = sklearn.config_context(skip_parameter_validation=True)
+            context = compat.fast_config()
         with context:
             return self._predict(model, X, want_proba)
 

@@ -185,6 +185,32 @@ def test_build_args_are_passed_to_docker_build(fakes):
     assert build[build.index("--build-arg") + 1] == "BASE_IMAGE=python:3.11-slim-bookworm"
 
 
+def test_a_sklearn_line_is_a_build_argument_and_names_the_tag(fakes):
+    result, calls = run(fakes, "--sklearn-version", "1.2", "my-model", "v1")
+    assert result.returncode == 0, result.stderr
+    build = next(c for c in calls if c[:2] == ["docker", "build"])
+    assert build[build.index("--build-arg") + 1] == "SKLEARN_VERSION=1.2"
+    assert build[build.index("--tag") + 1] == "my-model:v1-sklearn1.2"
+    assert ["docker", "push", f"{registry()}/my-model:v1-sklearn1.2"] in calls
+    assert result.stdout.splitlines() == [f"{registry()}/my-model:v1-sklearn1.2"]
+
+
+def test_a_sklearn_line_without_a_tag_is_the_tag(fakes):
+    result, calls = run(fakes, "--sklearn-version=1.4", "my-model")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{registry()}/my-model:sklearn1.4"]
+    build = next(c for c in calls if c[:2] == ["docker", "build"])
+    assert "SKLEARN_VERSION=1.4" in build
+
+
+def test_an_unknown_sklearn_line_is_refused_with_the_lines(fakes):
+    result, calls = run(fakes, "--sklearn-version", "1.3", "my-model")
+    assert result.returncode == 2
+    assert calls == []
+    assert "--sklearn-version 1.3" in result.stderr
+    assert "1.2, 1.4, and 1.9 (the default)" in result.stderr
+
+
 def test_dry_run_prints_every_command_and_runs_none(fakes):
     result, calls = run(fakes, "--dry-run", "--account", ACCOUNT, "--region", "eu-west-1",
                         "my-model", "v1")
@@ -259,4 +285,5 @@ def test_help(fakes):
     assert result.returncode == 0
     assert result.stdout.startswith("Usage: build_and_push.sh")
     assert "--dry-run" in result.stdout and "--platform" in result.stdout
+    assert "--sklearn-version" in result.stdout
     assert calls == []

@@ -1,0 +1,98 @@
+"""The scikit-learn lines the image can be built for, and what differs between them.
+
+The image holds one scikit-learn line (the Dockerfile's build argument
+``SKLEARN_VERSION``): models pickled by scikit-learn load reliably only
+under the major.minor version that pickled them, so a team moving models
+off AWS's scikit-learn images (framework versions 1.2-1, 1.4-2) builds the
+line of its models.  One code base runs on every line; where an API of
+scikit-learn or pandas differs between them, the difference is met here and
+nowhere else.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import warnings
+from typing import Iterator
+
+# The lines, oldest first; the last is the Dockerfile's default.  Each other
+# line's lock is requirements/sklearn-<line>.txt (tests check both).
+LINES = ("1.2", "1.4", "1.9")
+DEFAULT_LINE = LINES[-1]
+BUILD_ARG = "SKLEARN_VERSION"
+
+
+def line_of(version: str) -> str | None:
+    """'1.2.2' -> '1.2'; None for a version that names no line ('pre-0.18')."""
+    match = re.match(r"^(\d+)\.(\d+)", version or "")
+    return f"{int(match[1])}.{int(match[2])}" if match else None
+
+
+def sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__
+
+
+def image_line() -> str:
+    """The line of the scikit-learn this process runs."""
+    return line_of(sklearn_version()) or sklearn_version()
+
+
+@contextlib.contextmanager
+def quiet_version_warnings() -> Iterator[None]:
+    """Silences the warning scikit-learn gives for each estimator it unpickles from
+    another version (one per tree of a forest); the caller says it once instead.
+
+    scikit-learn >= 1.3 warns with ``InconsistentVersionWarning``; 1.2 with a
+    plain ``UserWarning`` "Trying to unpickle estimator ... from version ...".
+    """
+    with warnings.catch_warnings():
+        try:
+            from sklearn.exceptions import InconsistentVersionWarning
+        except ImportError:  # scikit-learn < 1.3
+            warnings.filterwarnings("ignore", message="Trying to unpickle estimator",
+                                    category=UserWarning)
+        else:
+            warnings.simplefilter("ignore", InconsistentVersionWarning)
+        yield
+
+
+def fast_config(*, assume_finite: bool = False):
+    """``sklearn.config_context`` for work on inputs already checked: parameter
+    validation is skipped where the line can skip it (``skip_parameter_validation``
+    exists from scikit-learn 1.3 on; under 1.2 the checks simply run)."""
+    import sklearn
+
+    options = {"assume_finite": True} if assume_finite else {}
+    if _can_skip_parameter_validation():
+        options["skip_parameter_validation"] = True
+    return sklearn.config_context(**options)
+
+
+@functools.lru_cache(maxsize=None)
+def _can_skip_parameter_validation() -> bool:
+    # Asked once: fast_config is on every request's path.
+    import inspect
+
+    import sklearn
+
+    return "skip_parameter_validation" in inspect.signature(sklearn.config_context).parameters
+
+
+def nul_byte_offset(path, limit: int = 1 << 20) -> int | None:
+    """Where the first NUL byte lies in the first ``limit`` bytes of ``path``, if anywhere.
+
+    pandas < 3.1 (the 1.2 line's) reads a CSV line only up to a NUL byte and
+    drops the rest of the line without an error, where later pandas reads on
+    (and fails on the bytes of a binary file): no text CSV holds a NUL, so a
+    file with one is refused on every line before pandas reads it.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(limit)
+    except OSError:
+        return None
+    offset = head.find(b"\0")
+    return offset if offset >= 0 else None

@@ -1,0 +1,75 @@
+"""What differs between the scikit-learn lines, met in sklearn_byoc/common/compat.py.
+
+Every test here runs on every line (make test-lines) and expects the same answer on each.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.linear_model import LogisticRegression
+
+from sklearn_byoc.common import compat
+from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.tables import read_csv_folder
+
+
+@pytest.mark.parametrize("version, line", [("1.2.2", "1.2"), ("1.4.1.post1", "1.4"),
+                                           ("1.9.1", "1.9"), ("0.24.2", "0.24"),
+                                           ("1.10.0rc1", "1.10"), ("pre-0.18", None),
+                                           ("", None)])
+def test_line_of(version, line):
+    assert compat.line_of(version) == line
+
+
+def test_the_running_line_is_one_the_image_is_built_for():
+    assert compat.image_line() in compat.LINES
+    assert compat.image_line() == ".".join(sklearn.__version__.split(".")[:2])
+
+
+def test_version_warnings_of_every_line_are_silenced_and_others_are_not():
+    model = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])
+    state = model.__getstate__()
+    state["_sklearn_version"] = "0.0.1"
+    with warnings.catch_warnings(record=True) as loud:
+        warnings.simplefilter("always")
+        LogisticRegression().__setstate__(dict(state))
+    # Each line warns for an estimator from another version, with its own warning class.
+    assert len(loud) == 1 and "0.0.1" in str(loud[0].message)
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        with compat.quiet_version_warnings():
+            LogisticRegression().__setstate__(dict(state))
+            warnings.warn("another warning", UserWarning)
+    assert [str(w.message) for w in quiet] == ["another warning"]
+
+
+def test_fast_config_predicts_on_every_line():
+    model = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])
+    with compat.fast_config(assume_finite=True):
+        assert sklearn.get_config()["assume_finite"] is True
+        assert list(model.predict(np.eye(4))) == [0, 1, 0, 1]
+    assert sklearn.get_config()["assume_finite"] is False
+
+
+def test_a_nul_byte_in_a_csv_is_refused_on_every_line(tmp_path):
+    # pandas 3.0 (the 1.2 line's) would read "3" for the cell "3\x004" and go on.
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b\n1,2\n3\x004,5\n6,7\n")
+    with pytest.raises(UserError, match=r"data.csv is not UTF-8 text \(a NUL byte at offset "
+                                         r"9\); save it as UTF-8 CSV"):
+        read_csv_folder(tmp_path)
+    assert compat.nul_byte_offset(path) == 9
+    path.write_bytes(b"a,b\n1,2\n")
+    assert compat.nul_byte_offset(path) is None
+
+
+def test_the_version_warning_class_exists_from_1_3_on():
+    """1.3 brought InconsistentVersionWarning; the 1.2 line has none (compat falls back to
+    the message of its UserWarning)."""
+    from sklearn import exceptions
+
+    has = hasattr(exceptions, "InconsistentVersionWarning")
+    assert has == (tuple(int(p) for p in compat.image_line().split(".")) >= (1, 3))
