@@ -58,6 +58,7 @@ log = logging.getLogger("serve")
 HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 DEFAULT_PROGRAM = "inference.py"
 REQUIREMENTS_FILE = "requirements.txt"
+CONSTRAINTS_FILE = "image-constraints.txt"
 SUBMIT_DIRECTORY = "SAGEMAKER_SUBMIT_DIRECTORY"
 PROGRAM = "SAGEMAKER_PROGRAM"
 
@@ -145,23 +146,21 @@ def find_program(model_dir: Path) -> Path | None:
 @functools.lru_cache(maxsize=None)
 def packages_root() -> Path:
     """The folder every model's packages install under, one per server: made in the
-    gunicorn master (serve/cli.py), so the workers it forks share it."""
-    return Path(tempfile.mkdtemp(prefix="serve-packages-"))
+    gunicorn master (serve/cli.py), so the workers it forks share it.
+
+    It also holds the image's constraints: every distribution of the image
+    pinned at its version (requirements may add packages, never replace one the
+    server runs), read before any model's packages join sys.path.
+    """
+    root = Path(tempfile.mkdtemp(prefix="serve-packages-"))
+    pins = sorted({f"{d.metadata['Name']}=={d.version}"
+                   for d in importlib.metadata.distributions() if d.metadata["Name"]})
+    (root / CONSTRAINTS_FILE).write_text("\n".join(pins) + "\n")
+    return root
 
 
 def _normalize(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
-
-
-def image_constraints() -> Path:
-    """Every distribution of the image pinned at its version: requirements may add
-    packages, never replace one the server is already running."""
-    path = Path(tempfile.gettempdir()) / f"serve-image-constraints-{os.getpid()}.txt"
-    if not path.exists():
-        pins = sorted({f"{d.metadata['Name']}=={d.version}"
-                       for d in importlib.metadata.distributions() if d.metadata["Name"]})
-        path.write_text("\n".join(pins) + "\n")
-    return path
 
 
 def site_folder(prefix: Path) -> Path:
@@ -201,7 +200,8 @@ def _pip_install(requirements: Path, prefix: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--no-input", "--no-cache-dir", "--no-warn-script-location", "--prefix", str(prefix),
-         "--constraint", str(image_constraints()), "--requirement", REQUIREMENTS_FILE],
+         "--constraint", str(packages_root() / CONSTRAINTS_FILE),
+         "--requirement", REQUIREMENTS_FILE],
         cwd=requirements.parent, capture_output=True, text=True)
     if result.returncode != 0:
         lines = [x.strip() for x in result.stderr.strip().splitlines() if x.strip()]
