@@ -149,6 +149,11 @@ def _neither(path: Path, why: str) -> UserError:
     )
 
 
+def _nul_byte(path: Path, offset: int) -> UserError:
+    return UserError(f"{path} is not UTF-8 text (a NUL byte at offset {offset}); save it as "
+                     "UTF-8 CSV")
+
+
 def _kind_of(path: Path) -> str:
     """CSV or PARQUET for a data file; raises for a file that is neither."""
     try:
@@ -171,7 +176,10 @@ def _kind_of(path: Path) -> str:
     if not compressed:
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise UserError(f"{path} is UTF-16 text; save it as UTF-8 CSV")
-        if b"\x00" in head:
+        nul = head.find(b"\x00")
+        if nul >= 0 and extension:
+            raise _nul_byte(path, nul)
+        if nul >= 0:
             raise _neither(path, f"it holds binary data, beginning {head[:8]!r}")
     return CSV
 
@@ -235,8 +243,7 @@ def _read_sample(path: Path) -> list[list[str]]:
     nul = None if path.name.lower().endswith(COMPRESSED_SUFFIXES) else \
         compat.nul_byte_offset(path)
     if nul is not None:
-        raise UserError(f"{path} is not UTF-8 text (a NUL byte at offset {nul}); save it as "
-                        "UTF-8 CSV")
+        raise _nul_byte(path, nul)
     try:
         sample = pd.read_csv(path, header=None, nrows=SAMPLE_ROWS, dtype=str,
                              keep_default_na=False, encoding="utf-8",

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from sklearn_byoc.common import compat
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.tables import read_csv_folder
+from sklearn_byoc.common.tables import read_folder
 
 
 @pytest.mark.parametrize("version, line", [("1.2.2", "1.2"), ("1.4.1.post1", "1.4"),
@@ -60,7 +60,7 @@ def test_a_nul_byte_in_a_csv_is_refused_on_every_line(tmp_path):
     path.write_bytes(b"a,b\n1,2\n3\x004,5\n6,7\n")
     with pytest.raises(UserError, match=r"data.csv is not UTF-8 text \(a NUL byte at offset "
                                          r"9\); save it as UTF-8 CSV"):
-        read_csv_folder(tmp_path)
+        read_folder(tmp_path)
     assert compat.nul_byte_offset(path) == 9
     path.write_bytes(b"a,b\n1,2\n")
     assert compat.nul_byte_offset(path) is None
