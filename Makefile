@@ -30,7 +30,8 @@ test: $(BIN)/.dev
 test-fast: $(BIN)/.dev
 	$(BIN)/python -m pytest tests/unit tests/contract
 
-## bench: serve against the classic predictor, side by side (about 8 min; needs wrk)
+## bench: serve against the previous serve and the classic predictor, side by side
+## (about 12 min; needs wrk and git)
 bench: $(BIN)/.dev
 	$(BIN)/python benchmarks/run.py
 
