@@ -81,7 +81,8 @@ test-lines: $(foreach line,$(SKLEARN_LINES),.venv-sklearn$(line)/bin/.dev)
 	  .venv-sklearn$$line/bin/python -m pytest tests/unit tests/contract || exit 1; \
 	done
 
-## bench: serve against the classic predictor, side by side (about 8 min; needs wrk)
+## bench: serve against the previous serve and the classic predictor, side by side
+## (about 12 min; needs wrk and git)
 bench: $(BIN)/.dev
 	$(BIN)/python benchmarks/run.py
 

@@ -14,8 +14,9 @@ MULTI_RATIO = 1.5  # serve rows/s ÷ baseline rows/s, MultiRecord
 EFFICIENCY = 0.8  # serve rows/s ÷ (in-process rows/s × workers), MultiRecord
 MEMORY_FACTOR = 5.0  # peak memory per worker ÷ payload size
 COLD_START_S = 2.0
+PREVIOUS_RATIO = 0.95  # serve throughput ÷ the previous serve's, every case
 
-SERVERS = ("serve", "baseline")
+SERVERS = ("serve", "previous", "baseline")
 
 
 # -- formatting ------------------------------------------------------------------
@@ -66,6 +67,24 @@ def safe_div(a: float | None, b: float | None) -> float | None:
 
 
 # -- targets ---------------------------------------------------------------------
+def throughput_key(case: dict) -> str:
+    return "requests_per_s" if case["kind"] == "single" else "rows_per_s"
+
+
+def previous_ok(case: dict) -> bool | None:
+    """Whether serve keeps at least PREVIOUS_RATIO of the previous serve's throughput."""
+    r = case["previous_ratio"][throughput_key(case)]
+    return None if r is None else r >= PREVIOUS_RATIO
+
+
+def below_previous(results: dict) -> list[str]:
+    """The cases where serve falls below PREVIOUS_RATIO × the previous serve (or one of
+    them has no figure), as "payload on model: ratio"."""
+    return [f"{case['payload']} on {case['model_label']}: "
+            f"{ratio(case['previous_ratio'][throughput_key(case)])}"
+            for case in results["cases"] if not previous_ok(case)]
+
+
 def targets(results: dict) -> list[dict]:
     """Every target of the issue, with what was measured and pass or miss."""
     out = []
@@ -73,6 +92,10 @@ def targets(results: dict) -> list[dict]:
     for case in results["cases"]:
         s, b = case["serve"], case["baseline"]
         where = f"{case['payload']} on {case['model_label']}"
+        out.append({"target": f"{where}: ≥{PREVIOUS_RATIO:g}× the previous serve's "
+                              + ("requests/s" if case["kind"] == "single" else "rows/s"),
+                    "measured": ratio(case["previous_ratio"][throughput_key(case)]),
+                    "ok": previous_ok(case)})
         if case["kind"] == "single":
             r = case["ratio"]["requests_per_s"]
             ok = None if r is None or s["p99_ms"] is None or b["p99_ms"] is None else \
@@ -122,15 +145,17 @@ def markdown(results: dict) -> str:
     meta = results["meta"]
     workers = meta["workers"]
     parts = [
-        "# Benchmark results: `serve` against the classic predictor",
+        "# Benchmark results: `serve` against the previous `serve` and the classic predictor",
         "",
         f"`{meta['command']}` on {meta['date']} — {meta['cpus']} CPU(s) ({meta['cpu_model']}), "
         f"{meta['memory_gb']:.0f} GB RAM, Python {meta['python']}, commit "
         f"`{meta['commit']}`; whole run {meta['wall_seconds']:.0f} s.",
         "",
-        f"Both servers: {workers} worker(s) on 127.0.0.1, the same `model.joblib`, "
+        f"Every server: {workers} worker(s) on 127.0.0.1, the same `model.joblib`, "
         "numerical libraries single-threaded. `serve` is this image's server "
-        "(`python serve/main.py serve`); *baseline* is `benchmarks/baseline_server.py`, "
+        "(`python serve/main.py serve`); *previous* is the same command run from a git "
+        f"worktree of {previous_text(meta.get('previous'))}; "
+        "*baseline* is `benchmarks/baseline_server.py`, "
         "a Flask app under gunicorn sync workers doing what the classic SageMaker "
         "scikit_bring_your_own predictor does per request (`read_csv` → `predict` → "
         "`to_csv`). The classic predictor itself only accepts CSV; its JSON rows use the "
@@ -138,11 +163,11 @@ def markdown(results: dict) -> str:
         "",
         f"Small payloads: `{meta['wrk']}` for {meta['duration_s']:g} s per run, "
         f"{meta['connections']} connections, {meta['rounds']} run(s) per server alternated "
-        "serve, baseline, serve, baseline…; requests/s over all runs, latency percentiles "
-        "the median of the runs. Large payloads: a Python client with one request in flight "
-        f"per worker, {meta['duration_s']:g} s per run (the largest: one request per worker "
-        "and server). Ratios are serve ÷ baseline: above 1 is better for throughput, below 1 "
-        "for latency.",
+        "serve, previous, baseline, serve, previous, baseline…; requests/s over all runs, "
+        "latency percentiles the median of the runs. Large payloads: a Python client with "
+        f"one request in flight per worker, {meta['duration_s']:g} s per run (the largest: "
+        "one request per worker and server). Ratios are serve ÷ previous and serve ÷ "
+        "baseline: above 1 is better for throughput, below 1 for latency.",
     ]
     if meta.get("smoke"):
         parts += ["", "**Smoke run** (tiny durations and payloads): the numbers only show "
@@ -154,24 +179,45 @@ def markdown(results: dict) -> str:
 
     singles = [c for c in results["cases"] if c["kind"] == "single"]
     multis = [c for c in results["cases"] if c["kind"] == "multi"]
+    parts += ["", "## Against the previous `serve`", "",
+              f"Throughput of serve ÷ the previous serve's, each case: a miss below "
+              f"{PREVIOUS_RATIO:g}×.", "",
+              table(["Model", "Payload", "measure", "serve", "previous", "serve ÷ previous",
+                     "serve p99 ms", "previous p99 ms", "p99 ratio", "Result"],
+                    [[c["model_label"], c["payload"],
+                      "req/s" if c["kind"] == "single" else "rows/s",
+                      rate(c["serve"][throughput_key(c)]),
+                      rate(c["previous"][throughput_key(c)]),
+                      ratio(c["previous_ratio"][throughput_key(c)]), ms(c["serve"]["p99_ms"]),
+                      ms(c["previous"]["p99_ms"]), ratio(c["previous_ratio"]["p99_ms"]),
+                      verdict(previous_ok(c))] for c in results["cases"]])]
     parts += ["", "## Single-record requests", "",
-              table(["Model", "Request", "serve req/s", "baseline req/s", "ratio",
-                     "serve p50 ms", "baseline p50 ms", "p50 ratio", "serve p99 ms",
-                     "baseline p99 ms", "p99 ratio"],
+              table(["Model", "Request", "serve req/s", "previous req/s", "baseline req/s",
+                     "÷ previous", "÷ baseline", "serve p50 ms", "previous p50 ms",
+                     "baseline p50 ms", "p50 ÷ baseline", "serve p99 ms", "previous p99 ms",
+                     "baseline p99 ms", "p99 ÷ baseline"],
                     [[c["model_label"], c["payload"], rate(c["serve"]["requests_per_s"]),
-                      rate(c["baseline"]["requests_per_s"]), ratio(c["ratio"]["requests_per_s"]),
-                      ms(c["serve"]["p50_ms"]), ms(c["baseline"]["p50_ms"]),
-                      ratio(c["ratio"]["p50_ms"]), ms(c["serve"]["p99_ms"]),
+                      rate(c["previous"]["requests_per_s"]),
+                      rate(c["baseline"]["requests_per_s"]),
+                      ratio(c["previous_ratio"]["requests_per_s"]),
+                      ratio(c["ratio"]["requests_per_s"]),
+                      ms(c["serve"]["p50_ms"]), ms(c["previous"]["p50_ms"]),
+                      ms(c["baseline"]["p50_ms"]), ratio(c["ratio"]["p50_ms"]),
+                      ms(c["serve"]["p99_ms"]), ms(c["previous"]["p99_ms"]),
                       ms(c["baseline"]["p99_ms"]), ratio(c["ratio"]["p99_ms"])]
                      for c in singles])]
     parts += ["", "## MultiRecord CSV (batch transform)", "",
               table(["Model", "Payload", "rows/request", "client", "serve rows/s",
-                     "baseline rows/s", "ratio", "serve p50 ms", "baseline p50 ms",
-                     "serve p99 ms", "baseline p99 ms"],
+                     "previous rows/s", "baseline rows/s", "÷ previous", "÷ baseline",
+                     "serve p50 ms", "previous p50 ms", "baseline p50 ms", "serve p99 ms",
+                     "previous p99 ms", "baseline p99 ms"],
                     [[c["model_label"], c["payload"], f"{c['rows']:,}", c["client"],
-                      rate(c["serve"]["rows_per_s"]), rate(c["baseline"]["rows_per_s"]),
+                      rate(c["serve"]["rows_per_s"]), rate(c["previous"]["rows_per_s"]),
+                      rate(c["baseline"]["rows_per_s"]),
+                      ratio(c["previous_ratio"]["rows_per_s"]),
                       ratio(c["ratio"]["rows_per_s"]), ms(c["serve"]["p50_ms"]),
-                      ms(c["baseline"]["p50_ms"]), ms(c["serve"]["p99_ms"]),
+                      ms(c["previous"]["p50_ms"]), ms(c["baseline"]["p50_ms"]),
+                      ms(c["serve"]["p99_ms"]), ms(c["previous"]["p99_ms"]),
                       ms(c["baseline"]["p99_ms"])] for c in multis])]
     parts += ["", "## Against the in-process limit", "",
               "In-process: parse + predict + format in one process, no HTTP (serve: "
@@ -194,7 +240,7 @@ def markdown(results: dict) -> str:
                   f"VmHWM (peak resident memory) of each gunicorn worker, read from "
                   f"/proc after {memory['serve_requests']} requests per server; idle = VmRSS "
                   "after warm-up, before the large requests; CPU s = each worker's CPU time "
-                  "during them (how the requests were spread). serve ran with "
+                  "during them (how the requests were spread). Both serves ran with "
                   f"SAGEMAKER_MAX_PAYLOAD_IN_MB={memory['max_payload_mb']}.", "",
                   table(["Server", "workers", "idle RSS MB (max)", "peak MB (max)",
                          "peak MB per worker", "CPU s per worker", "peak ÷ payload",
@@ -232,6 +278,12 @@ def markdown(results: dict) -> str:
     parts += [f"- {p}" for p in problems] if problems else ["None: every request answered as "
                                                            "expected."]
     return "\n".join(parts) + "\n"
+
+
+def previous_text(previous: dict | None) -> str:
+    if not previous:
+        return "no previous commit"
+    return f"`{previous['short']}` ({previous['subject']})"
 
 
 def percent(value: float | None) -> str:

@@ -1,33 +1,42 @@
-"""Benchmark ``serve`` against the classic SageMaker predictor, side by side, in one run.
+"""Benchmark ``serve`` against the previous ``serve`` and the classic SageMaker predictor,
+side by side, in one run.
 
     make bench                       # or: .venv/bin/python benchmarks/run.py
-    .venv/bin/python benchmarks/run.py --smoke --out /tmp/bench   # a few seconds' check
+    .venv/bin/python benchmarks/run.py --smoke --out /tmp/bench   # a quick check
+    .venv/bin/python benchmarks/run.py --previous REV --check-previous
 
-Steps (each bounded in time; a full run takes about 8 minutes on 2 cores):
+Steps (each bounded in time; a full run takes about 12 minutes on 2 cores):
 
-1. train the models with this image's ``train`` stage, each as a process on
+1. check out the previous serve (``--previous``, by default the parent of the
+   "Package move" commit) as a detached git worktree in the working folder;
+2. train the models with this image's ``train`` stage, each as a process on
    its own /opt/ml-shaped tree: the default model on ``data/churn.csv``, and
    ``model=linear`` on generated all-numeric data;
-2. the in-process limit of each payload (no HTTP) for both implementations;
-3. cold start of both servers, median of a few runs;
-4. for each model, ``serve`` and the baseline side by side: single-record CSV
-   and JSON and 1,000-row CSV with ``wrk``, a ~6 MB CSV with a Python client,
-   alternating the servers; the 413 and /execution-parameters checks;
-5. fresh servers, ``serve`` with SAGEMAKER_MAX_PAYLOAD_IN_MB=100: ~100 MB
+3. the in-process limit of each payload (no HTTP) for serve and the baseline;
+4. cold start of every server, median of a few runs;
+5. for each model, ``serve``, the previous ``serve`` and the baseline side by
+   side: single-record CSV and JSON and 1,000-row CSV with ``wrk``, a ~6 MB
+   CSV with a Python client, alternating the servers; the 413 and
+   /execution-parameters checks;
+6. fresh servers, both serves with SAGEMAKER_MAX_PAYLOAD_IN_MB=100: ~100 MB
    CSV requests, then the peak memory of every worker;
-6. ``results.md`` and ``results.json`` in ``--out`` (default: benchmarks/).
+7. ``results.md`` and ``results.json`` in ``--out`` (default: benchmarks/);
+   the worktree is removed. With ``--check-previous`` the exit code is 1 when
+   serve falls below 0.95× the previous serve's throughput in any case.
 
-Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install wrk``).
+Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install wrk``) and git.
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -44,9 +53,16 @@ sys.path.insert(0, str(ROOT))
 import load  # noqa: E402
 import payloads  # noqa: E402
 import report  # noqa: E402
-from servers import SINGLE_THREADED, ServerProcess, cold_start, http_request, post_raw  # noqa: E402
+from servers import (SINGLE_THREADED, cold_start, http_request, post_raw,  # noqa: E402
+                     worker_memory)
+from servers import server as make_server  # noqa: E402
 
-SERVERS = ("serve", "baseline")
+from scripts.serve_process import ServeProcess  # noqa: E402
+
+# Measured in this order, round after round: this checkout's serve, the
+# previous serve (a checkout of --previous), the classic predictor.
+SERVERS = ("serve", "previous", "baseline")
+IN_PROCESS = ("serve", "baseline")  # the in-process limit is measured for these
 BATCH_BUDGET_MB = 100  # SageMaker: MaxConcurrentTransforms x MaxPayloadInMB <= 100
 DEFAULT_LIMIT_MB = 6  # serve's default SAGEMAKER_MAX_PAYLOAD_IN_MB
 BIG_LIMIT_MB = 100
@@ -86,6 +102,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="folder for results.md and results.json (default benchmarks/)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the working folder (models, payloads, server logs)")
+    parser.add_argument("--previous", metavar="REV", default=None,
+                        help="the commit whose serve runs as the third server, from a "
+                             "temporary git worktree (default: the parent of the "
+                             "'Package move' commit)")
+    parser.add_argument("--check-previous", action="store_true",
+                        help=f"exit 1 when serve falls below {report.PREVIOUS_RATIO:g}× the "
+                             "previous serve's throughput in any case")
     args = parser.parse_args(argv)
     smoke = args.smoke
     args.duration = args.duration or (1.0 if smoke else 5.0)
@@ -194,7 +217,7 @@ def in_process(models: dict, bodies: dict, work: Path, args) -> dict:
     # One at a time, so they do not compete for the cores; a smoke run only
     # checks that the measurement works, and saves the time.
     with concurrent.futures.ThreadPoolExecutor(2 if args.smoke else 1) as pool:
-        return dict(zip(SERVERS, pool.map(measure, SERVERS)))
+        return dict(zip(IN_PROCESS, pool.map(measure, IN_PROCESS)))
 
 
 # -- answers -------------------------------------------------------------------------
@@ -206,7 +229,7 @@ def predictions(answer: bytes, content_type: str) -> list[str]:
 
 
 def compare(answers: dict, content_type: str, rows: int) -> tuple[bool, str]:
-    """Whether both servers gave the same predictions, and where they differ."""
+    """Whether every server gave serve's predictions, and where one differs."""
     try:
         got = {k: predictions(a, content_type) for k, a in answers.items()}
     except (ValueError, KeyError, TypeError) as exc:
@@ -214,9 +237,10 @@ def compare(answers: dict, content_type: str, rows: int) -> tuple[bool, str]:
     for kind, values in got.items():
         if len(values) != rows:
             return False, f"{kind} answered {len(values)} predictions for {rows} rows"
-    for i, (a, b) in enumerate(zip(got["serve"], got["baseline"])):
-        if a != b:
-            return False, f"row {i + 1}: serve {a!r}, baseline {b!r}"
+    for kind, values in got.items():
+        for i, (a, b) in enumerate(zip(got["serve"], values)):
+            if a != b:
+                return False, f"row {i + 1}: serve {a!r}, {kind} {b!r}"
     return True, ""
 
 
@@ -241,23 +265,25 @@ def aggregate(samples: list[load.Sample]) -> dict:
 
 
 class Bench:
-    def __init__(self, args, work: Path):
+    def __init__(self, args, work: Path, previous: Path | None = None):
         self.args = args
         self.work = work
+        self.previous = previous  # the checkout whose serve/main.py is "previous"
         self.problems: list[str] = []
-        self.live: list[ServerProcess] = []
+        self.live: list[ServeProcess] = []
 
     def problem(self, text: str) -> None:
         log("PROBLEM: " + text)
         self.problems.append(text)
 
-    def launch_pair(self, model: dict, *, serve_limit_mb: int | None = None,
-                    one_by_one: bool = True) -> dict:
-        """Both servers on ``model``: started one after the other (waiting for each, so
-        each start is a clean cold start), or only launched."""
-        servers = {kind: ServerProcess(kind, model["base"], self.args.workers,
-                                       self.work / "logs",
-                                       max_payload_mb=serve_limit_mb if kind == "serve" else None)
+    def launch_servers(self, model: dict, *, serve_limit_mb: int | None = None,
+                       one_by_one: bool = True) -> dict:
+        """Every server on ``model``: started one after the other (waiting for each, so
+        each start is a clean cold start), or only launched. ``serve_limit_mb`` is
+        both serves' SAGEMAKER_MAX_PAYLOAD_IN_MB."""
+        servers = {kind: make_server(kind, model["base"], self.args.workers, self.work / "logs",
+                                     max_payload_mb=None if kind == "baseline" else
+                                     serve_limit_mb, previous=self.previous)
                    for kind in SERVERS}
         for server in servers.values():
             self.live.append(server)
@@ -269,18 +295,18 @@ class Bench:
     @staticmethod
     def wait_ready(servers: dict) -> dict:
         for kind, server in servers.items():
-            if server.ready_after is None:
+            if server.started_in is None:
                 server.wait_ready()
-            log(f"{kind} up on port {server.port} in {server.ready_after:.2f} s")
+            log(f"{kind} up on port {server.port} in {server.started_in:.2f} s")
         return servers
 
     def stop_all(self) -> None:
         servers, self.live = self.live, []
         # Signal every server first, so their shutdowns overlap.
         for server in servers:
-            server.interrupt()
+            server.send_signal(signal.SIGINT)
         for server in servers:
-            server.stop()
+            server.stop(timeout=15, quick=True)
 
     def warm_up(self, servers: dict, payload) -> None:
         for server in servers.values():
@@ -305,7 +331,7 @@ class Bench:
     def compare_answers(self, answers: dict, payload, where: str) -> bool:
         same, detail = compare(answers, payload.content_type, payload.rows)
         if not same:
-            self.problem(f"{where}: serve and baseline answers differ: {detail}")
+            self.problem(f"{where}: the servers' answers differ: {detail}")
         return same
 
     def case_record(self, model: dict, payload, client: str) -> dict:
@@ -336,8 +362,7 @@ class Bench:
                 samples[kind].append(sample)
         for kind in SERVERS:
             record[kind] = aggregate(samples[kind])
-        log(f"{where}: serve {rate_text(record['serve'])}, baseline "
-            f"{rate_text(record['baseline'])}")
+        log_rates(where, record)
         return record
 
     def client_case(self, servers: dict, model: dict, payload, *, per_thread: int | None,
@@ -360,7 +385,7 @@ class Bench:
                     first[kind] = sample.first_answer
                     sample.first_answer = None
                 samples[kind].append(sample)
-        if len(first) == 2:
+        if len(first) == len(SERVERS):
             record["answers_agree"] = self.compare_answers(first, payload, where)
         else:
             record["answers_agree"] = False
@@ -368,12 +393,11 @@ class Bench:
             record[kind] = aggregate(samples[kind])
             record[kind]["requests_ok"] = sum(s.requests for s in samples[kind])
             record[kind]["requests_sent"] = sum(s.requests + s.errors for s in samples[kind])
-        log(f"{where}: serve {rate_text(record['serve'])}, baseline "
-            f"{rate_text(record['baseline'])}")
+        log_rates(where, record)
         return record
 
     # -- checks ---------------------------------------------------------------------
-    def oversize_check(self, serve: ServerProcess, payload, limit_mb: int) -> dict:
+    def oversize_check(self, serve: ServeProcess, payload, limit_mb: int) -> dict:
         size = limit_mb * 1024 * 1024 + 1024 * 1024
         body, _ = payloads.repeat_to_size(payload.body, size)
         name = f"payload above the limit ({payloads.human_size(len(body))}) gets 413 naming " \
@@ -392,7 +416,7 @@ class Bench:
                 "answered_before_whole_body": not sent_all,
                 "ok": status == 413 and names_limit}
 
-    def execution_parameters_check(self, serve: ServerProcess, limit_mb: int,
+    def execution_parameters_check(self, serve: ServeProcess, limit_mb: int,
                                    configured: str) -> dict:
         workers = self.args.workers
         expected = {"MaxConcurrentTransforms": workers,
@@ -414,6 +438,10 @@ class Bench:
                 "ok": ok}
 
 
+def log_rates(where: str, record: dict) -> None:
+    log(f"{where}: " + "; ".join(f"{kind} {rate_text(record[kind])}" for kind in SERVERS))
+
+
 def rate_text(agg: dict) -> str:
     if agg["rows_per_s"] is None:
         return "failed"
@@ -422,18 +450,17 @@ def rate_text(agg: dict) -> str:
 
 
 def finish_case(case: dict, inproc: dict, workers: int) -> dict:
-    s, b = case["serve"], case["baseline"]
-    case["ratio"] = {
-        "requests_per_s": ratio_of(s["requests_per_s"], b["requests_per_s"]),
-        "rows_per_s": ratio_of(s["rows_per_s"], b["rows_per_s"]),
-        "p50_ms": ratio_of(s["p50_ms"], b["p50_ms"]),
-        "p99_ms": ratio_of(s["p99_ms"], b["p99_ms"]),
-    }
+    """Ratios of serve to the baseline ("ratio") and to the previous serve
+    ("previous_ratio"), and the share of the in-process limit."""
+    s = case["serve"]
+    for key, other in (("ratio", case["baseline"]), ("previous_ratio", case["previous"])):
+        case[key] = {metric: ratio_of(s[metric], other[metric])
+                     for metric in ("requests_per_s", "rows_per_s", "p50_ms", "p99_ms")}
     case["inprocess"] = {kind: round(inproc[kind][case["model"]][case["case"]]["rows_per_s"], 1)
-                         for kind in SERVERS}
+                         for kind in IN_PROCESS}
     case["efficiency"] = {
         kind: ratio_of(case[kind]["rows_per_s"], case["inprocess"][kind] * workers, 3)
-        for kind in SERVERS}
+        for kind in IN_PROCESS}
     return case
 
 
@@ -474,6 +501,54 @@ def commit() -> str:
     return (head or "unknown") + (" + uncommitted changes to the serving code" if dirty else "")
 
 
+def git(*args: str, cwd: Path = ROOT) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def previous_revision(rev: str | None) -> str:
+    """The full hash of ``rev``, or by default of the commit before the package move
+    (the serve this change set out from)."""
+    if rev is None:
+        moved = git("log", "--format=%H", "--grep=^Package move", "-n1")
+        if not moved:
+            raise RuntimeError("no 'Package move' commit in this branch's history: name the "
+                               "previous serve's commit with --previous REV")
+        rev = moved + "^"
+    try:
+        return git("rev-parse", "--verify", "--quiet", rev + "^{commit}")
+    except RuntimeError:
+        raise RuntimeError(f"{rev!r} names no commit of this repository") from None
+
+
+@contextlib.contextmanager
+def previous_checkout(rev: str, parent: Path):
+    """A detached git worktree of ``rev`` under ``parent``, removed on the way out."""
+    folder = parent / "previous"
+    git("worktree", "add", "--detach", "--quiet", str(folder), rev)
+    try:
+        if not (folder / "serve" / "main.py").is_file():
+            raise RuntimeError(f"{rev} has no serve/main.py")
+        yield folder
+    finally:
+        try:
+            git("worktree", "remove", "--force", str(folder))
+        except RuntimeError as exc:
+            log(f"{exc}; removing the folder and pruning the worktree list")
+            shutil.rmtree(folder, ignore_errors=True)
+            git("worktree", "prune")
+
+
+def previous_info(folder: Path | None) -> dict | None:
+    if folder is None:
+        return None
+    commit, subject = git("log", "-1", "--format=%H%x00%s", cwd=folder).split("\0", 1)
+    return {"commit": commit, "short": commit[:7], "subject": subject}
+
+
 def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -491,13 +566,14 @@ def run(args, work: Path, bench: Bench) -> dict:
     started = time.perf_counter()
     (work / "logs").mkdir(parents=True, exist_ok=True)
     results = {"meta": {
-        "command": "python benchmarks/run.py" + (" --smoke" if args.smoke else ""),
+        "command": shlex.join(["python", "benchmarks/run.py", *sys.argv[1:]]),
         "argv": sys.argv[1:],
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         **machine(), "python": platform.python_version(), "versions": versions(),
         "commit": commit(), "wrk": load.wrk_version(), "smoke": args.smoke,
         "workers": args.workers, "connections": args.connections,
         "duration_s": args.duration, "rounds": args.rounds,
+        "previous": previous_info(bench.previous),
     }}
 
     log("training the models with the train stage")
@@ -517,7 +593,7 @@ def run(args, work: Path, bench: Bench) -> dict:
 
     def record_cold(servers: dict) -> None:
         for kind, server in servers.items():
-            cold[kind].append(round(server.ready_after, 3))
+            cold[kind].append(round(server.started_in, 3))
 
     cases, checks = [], []
     # One model at a time; a smoke run starts the servers of both models at once.
@@ -526,9 +602,9 @@ def run(args, work: Path, bench: Bench) -> dict:
         pairs = {}
         try:
             for key in group:
-                log(f"model {models[key]['label']}: starting both servers")
-                pairs[key] = bench.launch_pair(models[key],
-                                               one_by_one=key == "churn" and not args.smoke)
+                log(f"model {models[key]['label']}: starting the servers")
+                pairs[key] = bench.launch_servers(models[key],
+                                                  one_by_one=key == "churn" and not args.smoke)
             for key in group:
                 bench.wait_ready(pairs[key])
             if "churn" in pairs:
@@ -549,23 +625,24 @@ def run(args, work: Path, bench: Bench) -> dict:
         finally:
             bench.stop_all()
 
-    log(f"largest payload: fresh servers, serve with SAGEMAKER_MAX_PAYLOAD_IN_MB={BIG_LIMIT_MB}")
+    log(f"largest payload: fresh servers, both serves with "
+        f"SAGEMAKER_MAX_PAYLOAD_IN_MB={BIG_LIMIT_MB}")
     model = models["churn"]
     big = next(p for p in bodies["churn"] if p.name == "multi-big")
     one_by_one = args.cold_starts > 1 and not args.smoke
     try:
-        servers = bench.wait_ready(bench.launch_pair(model, serve_limit_mb=BIG_LIMIT_MB,
-                                                     one_by_one=one_by_one))
+        servers = bench.wait_ready(bench.launch_servers(model, serve_limit_mb=BIG_LIMIT_MB,
+                                                        one_by_one=one_by_one))
         if one_by_one:
             record_cold(servers)
         checks.append(bench.execution_parameters_check(
             servers["serve"], BIG_LIMIT_MB, f"SAGEMAKER_MAX_PAYLOAD_IN_MB={BIG_LIMIT_MB}"))
         bench.warm_up(servers, bodies["churn"][2])
-        idle = {kind: servers[kind].worker_memory() for kind in SERVERS}
+        idle = {kind: worker_memory(servers[kind]) for kind in SERVERS}
         # One request per worker and server: each takes seconds, and the
         # workers' peak memory needs no more.
         case = bench.client_case(servers, model, big, per_thread=1, timeout=300, rounds=1)
-        peak = {kind: servers[kind].worker_memory() for kind in SERVERS}
+        peak = {kind: worker_memory(servers[kind]) for kind in SERVERS}
     finally:
         bench.stop_all()
     cases.append(case)
@@ -602,14 +679,14 @@ def run(args, work: Path, bench: Bench) -> dict:
         log("one more cold start of each server")
         for kind in SERVERS:
             cold[kind].append(round(cold_start(kind, model["base"], args.workers,
-                                               work / "logs"), 3))
+                                               work / "logs", bench.previous), 3))
     results["cold_start"] = {kind: {"median_s": round(statistics.median(v), 3), "runs_s": v}
                              for kind, v in cold.items()}
-    log(f"cold start: serve {cold['serve']}, baseline {cold['baseline']}")
+    log("cold start: " + "; ".join(f"{kind} {cold[kind]}" for kind in SERVERS))
 
     results["cases"] = [finish_case(c, inproc, args.workers) for c in cases]
     agree = [c for c in cases if not c["answers_agree"]]
-    checks.append({"name": "serve and baseline give the same predictions",
+    checks.append({"name": "serve, previous and baseline give the same predictions",
                    "configured": "every payload above", "expected": f"{len(cases)} of "
                    f"{len(cases)} payloads", "got": f"{len(cases) - len(agree)} of {len(cases)}",
                    "ok": not agree})
@@ -630,20 +707,34 @@ def main(argv: list[str]) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
+    try:
+        previous = previous_revision(args.previous)
+    except RuntimeError as exc:
+        print(f"benchmarks/run.py: {exc}", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    bench = Bench(args, work)
     wall = time.perf_counter()
     try:
-        results = run(args, work, bench)
+        with previous_checkout(previous, work) as folder:
+            log(f"previous serve: {previous[:7]}, checked out in {folder}")
+            bench = Bench(args, work, folder)
+            try:
+                results = run(args, work, bench)
+            finally:
+                bench.stop_all()
         md_path, json_path = report.write(results, args.out)
     finally:
-        bench.stop_all()
         if args.keep:
             log(f"working folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(md_path.read_text())
     log(f"wrote {md_path} and {json_path} in {time.perf_counter() - wall:.0f} s")
+    below = report.below_previous(results)
+    if below:
+        log(f"serve below {report.PREVIOUS_RATIO:g}× the previous serve: " + "; ".join(below))
+        if args.check_previous:
+            return 1
     return 0
 
 

@@ -1,34 +1,28 @@
-"""Starting, probing and stopping the two servers under test.
+"""The servers under test, and what the benchmark reads of them.
 
-Both listen on 127.0.0.1 and a free port, run in their own process group
-(so stopping them stops every worker), and log to a file the benchmark shows
-when something goes wrong.
+Each is a ``ServeProcess`` (scripts/serve_process.py, the tests' ``Server``):
+on 127.0.0.1 and a free port, in its own process group (so stopping it stops
+every worker), logging to a file whose last lines any failure shows.
 """
 from __future__ import annotations
 
 import http.client
 import os
 import select
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.serve_process import ServeProcess  # noqa: E402
 
 # One worker per core: numerical libraries must not start thread pools of
-# their own in each worker.  Set for both servers, so that the comparison
+# their own in each worker.  Set for every server, so that the comparison
 # measures the servers and not thread oversubscription.
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_request(port: int, method: str, path: str, body: bytes | None = None,
@@ -102,147 +96,61 @@ def _content_length(head: bytes) -> int | None:
     return None
 
 
-class ServerProcess:
-    """A server under test: ``kind`` is "serve" or "baseline"."""
+class Baseline(ServeProcess):
+    """The classic predictor (baseline_server.py) under gunicorn sync workers, started,
+    probed and stopped as ``serve`` is."""
 
-    def __init__(self, kind: str, model_base: Path, workers: int, log_dir: Path,
-                 max_payload_mb: int | None = None):
-        self.kind = kind
-        self.model_base = model_base  # the /opt/ml-shaped tree; the model is in <base>/model
-        self.workers = workers
-        self.max_payload_mb = max_payload_mb
-        self.port = free_port()
-        self.log_path = log_dir / f"{kind}-{self.port}.log"
-        self.process: subprocess.Popen | None = None
-        self._log = None
-        self.started_at = 0.0
-        self.ready_after = None  # seconds from start to the first 200 on /ping
+    def __init__(self, model_base: Path, env: dict, workers: int, **options):
+        super().__init__(model_base, {**env, "BASELINE_MODEL_DIR": str(model_base / "model")},
+                         workers=None, **options)
+        self.gunicorn_workers = workers
 
-    # -- command lines ---------------------------------------------------------
-    def command(self) -> tuple[list[str], dict]:
-        env = {**os.environ, **SINGLE_THREADED, "PYTHONUNBUFFERED": "1"}
-        if self.kind == "serve":
-            env.update({"SAGEMAKER_BASE_DIR": str(self.model_base),
-                        "SAGEMAKER_MODEL_SERVER_WORKERS": str(self.workers)})
-            env.pop("SAGEMAKER_MODEL_DIR", None)
-            if self.max_payload_mb is not None:
-                env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(self.max_payload_mb)
-            else:
-                env.pop("SAGEMAKER_MAX_PAYLOAD_IN_MB", None)
-            return [sys.executable, str(ROOT / "serve" / "main.py"), "serve",
-                    "--host", "127.0.0.1", "--port", str(self.port)], env
-        env["BASELINE_MODEL_DIR"] = str(self.model_base / "model")
+    def command(self) -> list[str]:
         # --no-control-socket: newer gunicorn opens a control socket under
         # $HOME by default, shared by every gunicorn of the user; requests do
         # not touch it.
         return [sys.executable, "-m", "gunicorn", "--worker-class", "sync",
-                "--workers", str(self.workers), "--timeout", "60",
+                "--workers", str(self.gunicorn_workers), "--timeout", "60",
                 "--bind", f"127.0.0.1:{self.port}", "--no-control-socket",
-                "--pythonpath", str(BENCH), "baseline_server:app"], env
+                "--pythonpath", str(BENCH), "baseline_server:app"]
 
-    # -- life cycle ------------------------------------------------------------
-    def start(self, timeout: float = 60) -> "ServerProcess":
-        """Start and wait for the first 200 on /ping; records the time it took."""
-        return self.launch().wait_ready(timeout)
 
-    def launch(self) -> "ServerProcess":
-        args, env = self.command()
-        self._log = self.log_path.open("ab")
-        self.started_at = time.perf_counter()
-        self.process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=self._log,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
-        return self
+def server(kind: str, model_base: Path, workers: int, log_dir: Path, *,
+           max_payload_mb: int | None = None, previous: Path | None = None) -> ServeProcess:
+    """A server under test, not started: ``kind`` is "serve" (this checkout's),
+    "previous" (``serve/main.py`` of the checkout at ``previous``) or "baseline".
 
-    def wait_ready(self, timeout: float = 60) -> "ServerProcess":
-        deadline = self.started_at + timeout
-        while time.perf_counter() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.stop()
-                raise RuntimeError(f"{self.kind} exited with {code} before answering /ping; "
-                                   f"its log ends:\n{self.log_tail()}")
-            try:
-                status, _ = http_request(self.port, "GET", "/ping", timeout=2)
-            except OSError:
-                status = None
-            if status == 200:
-                self.ready_after = time.perf_counter() - self.started_at
-                return self
-            time.sleep(0.01)
-        self.stop()
-        raise RuntimeError(f"{self.kind} did not answer /ping within {timeout:.0f} s; its log "
-                           f"ends:\n{self.log_tail()}")
+    ``model_base`` is the /opt/ml-shaped tree; the model is in <base>/model.
+    ``max_payload_mb`` sets SAGEMAKER_MAX_PAYLOAD_IN_MB for both serves.
+    """
+    env = {**SINGLE_THREADED, "PYTHONUNBUFFERED": "1", "SAGEMAKER_MODEL_DIR": None,
+           "SAGEMAKER_MAX_PAYLOAD_IN_MB": None if max_payload_mb is None else
+           str(max_payload_mb)}
+    if kind == "baseline":
+        process = Baseline(model_base, env, workers, cwd=ROOT, name=kind, start_timeout=60)
+    elif kind == "previous":
+        if previous is None:
+            raise ValueError("the previous serve needs the folder of its checkout")
+        process = ServeProcess(model_base, env, workers, main=previous / "serve" / "main.py",
+                               cwd=previous, name=kind, start_timeout=60)
+    elif kind == "serve":
+        process = ServeProcess(model_base, env, workers, cwd=ROOT, name=kind, start_timeout=60)
+    else:
+        raise ValueError(f"unknown server kind {kind!r}")
+    process.log_path = log_dir / f"{kind}-{process.port}.log"
+    return process
 
-    def stop(self, timeout: float = 15) -> None:
-        """SIGINT (gunicorn's quick shutdown) to the master; once its workers are gone
-        (or after ``timeout``), SIGKILL to the whole process group.
 
-        Quick, not graceful: nothing is in flight when the benchmark stops a
-        server, and a graceful stop waits on idle keep-alive connections.
-        """
-        process, self.process = self.process, None
-        if process is not None:
-            self.interrupt(process)
-            # The gunicorn master lingers a few seconds after its workers are
-            # gone; with no worker left there is nothing more to wait for.
-            deadline = time.perf_counter() + timeout
-            while process.poll() is None and time.perf_counter() < deadline:
-                if not [pid for pid in children(process.pid) if not zombie(pid)]:
-                    break
-                time.sleep(0.05)
-            self._signal_group(process, signal.SIGKILL)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def interrupt(self, process: subprocess.Popen | None = None) -> None:
-        process = process or self.process
-        if process is not None and process.poll() is None:
-            try:
-                process.send_signal(signal.SIGINT)
-            except ProcessLookupError:
-                pass
-
-    @staticmethod
-    def _signal_group(process: subprocess.Popen, sig: int) -> None:
-        try:
-            os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    # -- workers -----------------------------------------------------------------
-    def worker_pids(self) -> list[int]:
-        """The gunicorn workers: the master's children."""
-        if self.process is None:
-            return []
-        return children(self.process.pid)
-
-    def worker_memory(self) -> list[dict]:
-        """VmHWM (peak) and VmRSS of each worker, in bytes, and its CPU time so far."""
-        out = []
-        for pid in self.worker_pids():
-            status = proc_status(pid)
-            if status.get("VmHWM") and not zombie(pid):
-                out.append({"pid": pid, "peak_bytes": status.get("VmHWM", 0),
-                            "rss_bytes": status.get("VmRSS", 0),
-                            "cpu_seconds": round(cpu_seconds(pid), 2)})
-        return out
+def worker_memory(process: ServeProcess) -> list[dict]:
+    """VmHWM (peak) and VmRSS of each worker, in bytes, and its CPU time so far."""
+    out = []
+    for pid in sorted(process.worker_pids()):
+        status = proc_status(pid)
+        if status.get("VmHWM"):
+            out.append({"pid": pid, "peak_bytes": status.get("VmHWM", 0),
+                        "rss_bytes": status.get("VmRSS", 0),
+                        "cpu_seconds": round(cpu_seconds(pid), 2)})
+    return out
 
 
 def cpu_seconds(pid: int) -> float:
@@ -252,33 +160,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        return [int(p) for p in path.read_text().split()]
-    except OSError:
-        pass
-    found = []  # kernels without the children file: scan every process's parent
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
-
-
-def zombie(pid: int) -> bool:
-    """Whether ``pid`` has exited and waits for its parent to reap it (or is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -298,11 +179,10 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 def cold_start(kind: str, model_base: Path, workers: int, log_dir: Path,
-               timeout: float = 60) -> float:
+               previous: Path | None = None) -> float:
     """Seconds from starting the server to its first 200 on /ping."""
-    server = ServerProcess(kind, model_base, workers, log_dir)
+    process = server(kind, model_base, workers, log_dir, previous=previous)
     try:
-        server.start(timeout=timeout)
-        return server.ready_after
+        return process.start().started_in
     finally:
-        server.stop()
+        process.stop(timeout=15, quick=True)

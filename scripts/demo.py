@@ -20,8 +20,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -31,14 +29,12 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.serve_process import ServeProcess, ServerError  # noqa: E402
+
 BUNDLED = ROOT / "data" / "churn.csv"
 BUNDLED_TARGET = "churn"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def shown(path: Path | str) -> str:
@@ -147,43 +143,7 @@ def evaluation_job(work: Path, model_dir: Path, splits: Path) -> tuple[Path, lis
     return base / "processing" / "evaluation", args
 
 
-class Endpoint:
-    """``serve`` started the way SageMaker starts it, on a loopback port."""
-
-    def __init__(self, base: Path, env: dict[str, str]):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "serve" / "main.py"), "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            env={**os.environ, "SAGEMAKER_BASE_DIR": str(base), **env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        self.started = time.monotonic()
-
-    def wait_ready(self, timeout: float = 60) -> float:
-        deadline = self.started + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit("serve exited early:\n" + self.process.stderr.read())
-            try:
-                if http("GET", self.url + "/ping", timeout=2)[0] == 200:
-                    return time.monotonic() - self.started
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise SystemExit("serve did not answer /ping in time")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-
-
-def batch_transform(endpoint: Endpoint, source: Path, out: Path) -> int:
+def batch_transform(endpoint: ServeProcess, source: Path, out: Path) -> int:
     """What a MultiRecord, SplitType=Line transform job does with one input file."""
     status, body = http("GET", endpoint.url + "/execution-parameters")
     limit = json.loads(body)["MaxPayloadInMB"] * 1024 * 1024 if status == 200 else 6 * 1024**2
@@ -203,7 +163,8 @@ def batch_transform(endpoint: Endpoint, source: Path, out: Path) -> int:
             status, answer = http("POST", endpoint.url + "/invocations", chunk,
                                   {"Content-Type": "text/csv", "Accept": "text/csv"})
             if status != 200:
-                raise SystemExit(f"batch request failed with {status}: {answer.decode()}")
+                raise SystemExit(endpoint.failure(
+                    f"batch request failed with {status}: {answer.decode()}"))
             sink.write(answer)
     return len(lines)
 
@@ -317,9 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         tar.extractall(base / "model", filter="data")
     test_features = splits / "test_features" / "test_features.csv"
     row = first_test_row(splits / "test" / "test.csv", target)
-    endpoint = Endpoint(base, {"SAGEMAKER_BATCH": "true"})
+    # What a batch transform job sets; serve picks its worker count itself.
+    endpoint = ServeProcess(base, {"SAGEMAKER_BATCH": "true"}, workers=None,
+                            log_path=work / "serve.log")
     try:
-        cold_start = endpoint.wait_ready()
+        endpoint.start(timeout=60)
+    except ServerError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        cold_start = endpoint.started_in
         predictions = work / "transform" / "test_features.csv.out"
         records = batch_transform(endpoint, test_features, predictions)
         score = batch_score(predictions, splits / "test" / "test.csv", target, classification)
@@ -329,11 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         status, answer = http("POST", endpoint.url + "/invocations",
                               json.dumps({"instances": [row]}).encode(), headers)
         if status != 200:
-            raise SystemExit(f"smoke request failed with {status}: {answer.decode()}")
+            raise SystemExit(endpoint.failure(
+                f"smoke request failed with {status}: {answer.decode()}"))
     finally:
         exit_code = endpoint.stop()
     if exit_code != 0:
-        raise SystemExit(f"serve exited with {exit_code} on SIGTERM")
+        raise SystemExit(endpoint.failure(f"serve exited with {exit_code} on SIGTERM"))
 
     print("\n== outputs ==")
     print(f"splits (processing):       {shown(splits)}")
@@ -346,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     picture = "confusion_matrix.svg" if classification else "residuals.svg"
     print(f"evaluation picture:        {shown(evaluation / picture)}")
     print(f"batch predictions:         {shown(predictions)} ({records} records)")
+    print(f"serve log:                 {shown(endpoint.log_path)}")
     print("\n== problem ==")
     print(f"target:                    {target}"
           + ("" if args.target is not None or args.data is None

@@ -1,30 +1,23 @@
 """Build /opt/ml-shaped trees the way SageMaker lays them out, and run stages on them.
 
 The tests run every stage as a real process (``python <stage>/main.py``)
-with SAGEMAKER_BASE_DIR pointing at a temporary tree.
+with SAGEMAKER_BASE_DIR pointing at a temporary tree; ``Server`` runs
+``serve`` that way (scripts/serve_process.py, shared with the benchmark and the
+demo).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
+from scripts.serve_process import ServeProcess as Server, free_port  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "churn.csv"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def training_tree(base: Path, channels: dict[str, list[Path] | dict[str, str]],
@@ -91,67 +84,3 @@ def run_stage(stage: str, base: Path, args: list[str] = (), env: dict | None = N
 
 def failure_reason(base: Path, name: str = "failure") -> str:
     return (base / "output" / name).read_text()
-
-
-class Server:
-    """``serve`` on 127.0.0.1 and a free port; stopped by ``stop()`` or the context."""
-
-    def __init__(self, base: Path, env: dict | None = None, workers: int = 2):
-        self.base = base
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base),
-                    "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), **(env or {})}
-        self.process = None
-        self.log_path = base / "serve.log"
-
-    def start(self, timeout: float = 60) -> "Server":
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "serve" / "main.py"), "serve",
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"serve did not answer /ping within {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 30) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def invoke(self, body, content_type="text/csv", accept=None, **headers):
-        sent = {"Content-Type": content_type} if content_type else {}
-        if accept:
-            sent["Accept"] = accept
-        sent.update(headers)
-        if isinstance(body, str):
-            body = body.encode()
-        return requests.post(self.url + "/invocations", data=body, headers=sent, timeout=60)

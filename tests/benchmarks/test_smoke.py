@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 RATES = ("requests_per_s", "rows_per_s", "p50_ms", "p99_ms")
+SERVERS = ("serve", "previous", "baseline")
 CASES = {("churn", "single-csv"), ("churn", "single-json"), ("churn", "multi-1000"),
          ("churn", "multi-mid"), ("churn", "multi-big"), ("numeric", "single-csv"),
          ("numeric", "single-json"), ("numeric", "multi-1000"), ("numeric", "multi-mid")}
@@ -53,18 +54,22 @@ def smoke_run(tmp_path_factory):
         pytest.skip("wrk is not installed (apt-get install wrk): the benchmark drives the "
                     "servers with it")
     out = tmp_path_factory.mktemp("bench")
+    # HEAD as the previous serve: any checkout has it, and the smoke run only shows
+    # that a third server from a worktree is started, measured and removed.
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke",
-                             "--out", str(out)],
+                             "--previous", "HEAD", "--out", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
+    (out / "stderr.txt").write_text(result.stderr)
     return out
 
 
 def test_markdown_has_every_row_filled(smoke_run):
     text = (smoke_run / "results.md").read_text(encoding="utf-8")
     rows = table_rows(text)
-    # 4 single-record, 5 MultiRecord, 9 in-process, 2 memory, 2 cold start, checks, targets
-    assert len(rows) >= 30, text
+    # 9 against previous, 4 single-record, 5 MultiRecord, 9 in-process, 3 memory,
+    # 3 cold start, checks, targets
+    assert len(rows) >= 40, text
     for row in rows:
         assert all(cell.lower() not in EMPTY for cell in row), row
         assert any(re.search(r"\d", cell) for cell in row), row
@@ -75,18 +80,34 @@ def test_json_holds_real_numbers(smoke_run):
     cases = {(c["model"], c["case"]): c for c in results["cases"]}
     assert set(cases) == CASES
     for case in cases.values():
-        for kind in ("serve", "baseline"):
+        for kind in SERVERS:
             for key in RATES:
                 assert positive(case[kind][key]), (case["case"], kind, key, case[kind])
+        for kind in ("serve", "baseline"):
             assert positive(case["inprocess"][kind]), case
             assert positive(case["efficiency"][kind]), case
         for key in RATES:
             assert positive(case["ratio"][key]), case
+            assert positive(case["previous_ratio"][key]), case
     memory = results["memory"]
-    for kind in ("serve", "baseline"):
+    for kind in SERVERS:
         assert memory[kind]["workers"], memory
         assert all(positive(w["peak_bytes"]) for w in memory[kind]["workers"]), memory
         assert positive(results["cold_start"][kind]["median_s"])
     assert results["checks"] and all(isinstance(c["ok"], bool) for c in results["checks"])
     assert results["targets"] and all(isinstance(t["ok"], bool) for t in results["targets"])
     assert results["meta"]["smoke"] is True and positive(results["meta"]["wall_seconds"])
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert results["meta"]["previous"]["commit"] == head
+
+
+def test_the_previous_worktree_is_removed(smoke_run):
+    stderr = (smoke_run / "stderr.txt").read_text()
+    match = re.search(r"previous serve: \w+, checked out in (\S+)", stderr)
+    assert match, stderr[-3000:]
+    folder = match.group(1)
+    listed = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    assert f"worktree {folder}\n" not in listed, listed
+    assert not Path(folder).exists()

@@ -1,10 +1,7 @@
 """Helpers shared by the hosting-mode contract tests (not a test module).
 
-* ``Serve``: ``serve`` as a process, with control over its command line (another
-  user, no ``--port``) and its measured start-up time;
 * models whose ``code/inference.py`` sleeps (the request body is the number of
   seconds) or answers with the id of the worker process that served it;
-* the worker processes of a running ``serve`` (children of the gunicorn master);
 * several train-stage jobs run side by side;
 * small statistics for the latency figures the tests print.
 """
@@ -18,9 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
-from tests.sagemaker_tree import ROOT, Server, training_tree
+from tests.sagemaker_tree import ROOT, training_tree
 
 # SageMaker's framework-container convention: code/inference.py inside the
 # model folder, found without SAGEMAKER_PROGRAM (sklearn_byoc/serve/user_code.py).
@@ -67,23 +62,6 @@ def slow_model(trained_model: Path, target: Path) -> Path:
     shutil.copytree(trained_model / "model", target / "model")
     add_inference_code(target / "model", SLOW_INFERENCE)
     return target
-
-
-def child_pids(pid: int) -> set[int]:
-    """Processes whose parent is ``pid`` (gunicorn's workers, for the master)."""
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may contain spaces.
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            children.add(int(entry.name))
-    return children
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05):
@@ -133,52 +111,3 @@ def train_many(base: Path, jobs: dict[str, tuple[str, dict]], parallel: int = 3)
         name, tree, process = running.pop(0)
         finish(name, tree, process)
     return done
-
-
-class Serve(Server):
-    """``Server`` with a free hand over the command line and environment.
-
-    ``prefix`` runs serve under another program (``setpriv`` to change user);
-    ``port_argument=False`` leaves ``--port`` out, so the port must come from
-    SAGEMAKER_BIND_TO_PORT; ``workers=None`` leaves SAGEMAKER_MODEL_SERVER_WORKERS
-    unset.
-    """
-
-    def __init__(self, base: Path, env: dict | None = None, workers: int | None = 2,
-                 prefix: list[str] = (), port_argument: bool = True, cwd: Path | None = None):
-        super().__init__(base, env, workers=workers or 1)
-        if workers is None:
-            self.env.pop("SAGEMAKER_MODEL_SERVER_WORKERS", None)
-        if not port_argument:
-            self.port = int(self.env["SAGEMAKER_BIND_TO_PORT"])
-            self.url = f"http://127.0.0.1:{self.port}"
-        self.prefix = list(prefix)
-        self.port_argument = port_argument
-        self.cwd = cwd
-        self.started_in: float | None = None  # seconds from start to the first 200 on /ping
-
-    def start(self, timeout: float = 90) -> "Serve":
-        command = [*self.prefix, sys.executable, str(ROOT / "serve" / "main.py"), "serve",
-                   "--host", "127.0.0.1"]
-        if self.port_argument:
-            command += ["--port", str(self.port)]
-        self._log = self.log_path.open("w")
-        began = time.monotonic()
-        self.process = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
-        deadline = began + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
-                    self.started_in = time.monotonic() - began
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"serve did not answer /ping within {timeout} s:\n{self.log()}")
-
-    def workers(self) -> set[int]:
-        return child_pids(self.process.pid)

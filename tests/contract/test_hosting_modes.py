@@ -27,8 +27,8 @@ import pytest
 import requests
 
 from sklearn_byoc.serve.config import ServerConfig
-from tests.contract.hosting import Serve, slow_model, wait_for
-from tests.sagemaker_tree import DATA
+from tests.contract.hosting import slow_model, wait_for
+from tests.sagemaker_tree import DATA, Server
 
 NOBODY = 65534
 
@@ -53,8 +53,8 @@ TIMEOUT = 6
 def timed_server(trained_model, tmp_path_factory):
     """One worker (4 threads) whose requests may run TIMEOUT seconds."""
     base = slow_model(trained_model, tmp_path_factory.mktemp("timeout"))
-    with Serve(base, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(TIMEOUT)}, workers=1) as server:
-        assert wait_for(lambda: len(server.workers()) == 1, 30)
+    with Server(base, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(TIMEOUT)}, workers=1) as server:
+        server.wait_for_workers(1)
         yield server
 
 
@@ -66,18 +66,18 @@ def is_cut(outcome) -> bool:
 def test_the_timeout_cuts_a_request_replaces_the_worker_and_the_next_request_succeeds(
         timed_server):
     server = timed_server
-    workers = server.workers()
+    workers = server.worker_pids()
 
     # Just under the timeout: answered.
     outcome, elapsed = sleep_request(server, TIMEOUT - 1.5)
     assert outcome == 200 and elapsed < TIMEOUT
-    assert server.workers() == workers
+    assert server.worker_pids() == workers
 
     # Past it: cut well before the request's own 30 s would end.
     outcome, elapsed = sleep_request(server, 30)
     assert is_cut(outcome), outcome
     assert TIMEOUT <= elapsed < TIMEOUT + 5, elapsed
-    replaced = wait_for(lambda: (pids := server.workers()) and pids != workers and pids, 30)
+    replaced = wait_for(lambda: (pids := server.worker_pids()) and pids != workers and pids, 30)
     assert replaced and not replaced & workers, (workers, replaced)
 
     # The endpoint goes on answering, from the new worker.
@@ -165,9 +165,10 @@ def test_serverless_as_a_user_who_can_write_only_to_tmp(readonly_tree):
     env.update({"SAGEMAKER_BASE_DIR": str(readonly_tree), "SAGEMAKER_SERVERLESS": "true",
                 "HOME": "/nonexistent", "TMPDIR": "/tmp"})
     as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    server = Serve(readonly_tree, workers=None, prefix=as_nobody, cwd=readonly_tree)
+    log_path = Path(tempfile.mkdtemp(prefix="serverless-log-")) / "serve.log"
+    server = Server(readonly_tree, workers=None, prefix=as_nobody, cwd=readonly_tree,
+                    log_path=log_path)
     server.env = env  # no SAGEMAKER_MODEL_SERVER_WORKERS: the serverless default applies
-    server.log_path = Path(tempfile.mkdtemp(prefix="serverless-log-")) / "serve.log"
     # The serving user can write to /tmp and nowhere serve might be tempted to:
     # not the model, the working folder, HOME or the project.
     project = Path(__file__).resolve().parents[2]
@@ -183,7 +184,7 @@ def test_serverless_as_a_user_who_can_write_only_to_tmp(readonly_tree):
             uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
             assert set(uid_line.split()[1:]) == {str(NOBODY)}
             time.sleep(1)  # a second worker, if one were started, would be forked by now
-            assert len(server.workers()) == 1
+            assert len(server.worker_pids()) == 1, server.failure("more than one worker")
 
             rows = features.iloc[:200]
             small = requests.post(server.url + "/invocations",

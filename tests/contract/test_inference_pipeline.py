@@ -21,16 +21,15 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.contract.hosting import Serve
-from tests.sagemaker_tree import DATA, free_port, run_stage, training_tree
+from tests.sagemaker_tree import DATA, Server, free_port, run_stage, training_tree
 
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 
-def container(base, port, **env) -> Serve:
+def container(base, port, **env) -> Server:
     """``serve`` started the way a pipeline starts it: no --port, only the variable."""
-    return Serve(base, {"SAGEMAKER_BIND_TO_PORT": str(port), **env}, workers=1,
-                 port_argument=False)
+    return Server(base, {"SAGEMAKER_BIND_TO_PORT": str(port), **env}, workers=1,
+                  port_argument=False)
 
 
 def by_hand_features(model_dir, frame: pd.DataFrame) -> pd.DataFrame:

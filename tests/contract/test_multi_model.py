@@ -24,8 +24,8 @@ import requests
 from sklearn_byoc.serve.app import create_app
 from sklearn_byoc.serve.config import ServerConfig
 from sklearn_byoc.serve.invocation import ModelService
-from tests.contract.hosting import PID_INFERENCE, Serve, add_inference_code, summary_ms, train_many
-from tests.sagemaker_tree import DATA
+from tests.contract.hosting import PID_INFERENCE, add_inference_code, summary_ms, train_many
+from tests.sagemaker_tree import DATA, Server
 
 TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
 TIMINGS: dict[str, list[float]] = {"load": [], "first invoke": [], "invoke": [], "evict": []}
@@ -65,7 +65,7 @@ def size_of(folder: Path) -> int:
 def endpoint(tmp_path_factory):
     """One multi-model endpoint with two workers and the default memory budget."""
     base = tmp_path_factory.mktemp("mme")
-    server = Serve(base, {"SAGEMAKER_MULTI_MODEL": "true"}, workers=2)
+    server = Server(base, {"SAGEMAKER_MULTI_MODEL": "true"}, workers=2)
     server.start()
     yield server
     server.stop()
@@ -156,7 +156,7 @@ def test_every_worker_sees_loads_and_unloads(endpoint, models, frame, tmp_path, 
     shutil.copytree(models["churn_a"], folder)
     add_inference_code(folder, PID_INFERENCE)
     rows = feature_rows(frame, 0, 2)
-    workers = endpoint.workers()
+    workers = endpoint.worker_pids()
     assert len(workers) == 2, workers
 
     load(endpoint, "which", folder)
@@ -396,9 +396,9 @@ def test_memory_pressure_evicts_the_least_recently_used(models, frame, tmp_path)
     budget = max(sum(sizes.values()) - s for s in sizes.values()) + 64
     assert budget < sum(sizes.values())
     assert size_of(models["big"]) > budget
-    server = Serve(tmp_path, {"SAGEMAKER_MULTI_MODEL": "true",
-                              "SAGEMAKER_MULTI_MODEL_MEMORY_MB": f"{budget / 2**20:.9f}"},
-                   workers=2)
+    server = Server(tmp_path, {"SAGEMAKER_MULTI_MODEL": "true",
+                               "SAGEMAKER_MULTI_MODEL_MEMORY_MB": f"{budget / 2**20:.9f}"},
+                    workers=2)
     with server:
         for name, folder in (("a", a), ("b", b), ("c", c)):
             assert load(server, name, folder).json()["evicted"] == []

@@ -16,7 +16,8 @@ import time
 import pytest
 import requests
 
-from tests.contract.hosting import Serve, percentile, slow_model, summary_ms, wait_for
+from tests.contract.hosting import percentile, slow_model, summary_ms, wait_for
+from tests.sagemaker_tree import Server
 
 WORKERS = 2
 THREADS = 4
@@ -30,8 +31,8 @@ def server(trained_model, tmp_path_factory):
     base = slow_model(trained_model, tmp_path_factory.mktemp("slow"))
     env = {"SAGEMAKER_MODEL_SERVER_THREADS": str(THREADS),
            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30"}
-    with Serve(base, env, workers=WORKERS) as server:
-        assert wait_for(lambda: len(server.workers()) == WORKERS, 30)
+    with Server(base, env, workers=WORKERS) as server:
+        server.wait_for_workers(WORKERS)
         yield server
 
 

@@ -6,11 +6,8 @@ running the pipeline on the same raw rows.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +18,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.sagemaker_tree import DATA, ROOT, Server, free_port
+from tests.sagemaker_tree import DATA, Server
 
 CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
 CSV, JSON, JSONL = "text/csv", "application/json", "application/jsonlines"
@@ -328,12 +325,13 @@ def test_model_tarball_alone_is_unpacked_and_served(serving_tree, reference):
     assert code == 0  # SIGTERM: finish and exit cleanly
 
 
-def start_without_model(base: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "serve" / "main.py"), "serve", "--host", "127.0.0.1",
-         "--port", str(free_port())],
-        env={**os.environ, "SAGEMAKER_BASE_DIR": str(base)},
-        capture_output=True, text=True, timeout=120)
+def start_without_model(base: Path) -> tuple[int, str]:
+    """serve on a tree whose model cannot load: its exit code and its log."""
+    server = Server(base, workers=None).launch()
+    code = server.wait(timeout=120)
+    server.stop()
+    assert code is not None, server.failure("serve went on running without a model")
+    return code, server.log()
 
 
 def no_folder(base: Path) -> Path:
@@ -361,9 +359,9 @@ def test_missing_or_broken_model_stops_serve_with_one_line(tmp_path, trained_mod
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(zip(cases, pool.map(start_without_model, [b for b, _ in cases.values()])))
     for name, (base, named) in cases.items():
-        result = results[name]
-        assert result.returncode != 0, name
-        lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        code, log = results[name]
+        assert code != 0, (name, log)
+        lines = [line for line in log.splitlines() if line.strip()]
         assert len(lines) == 1, (name, lines)
         assert str(named) in lines[0], (name, lines[0])
         assert re.search(r"\bERROR\b", lines[0])

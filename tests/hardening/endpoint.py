@@ -1,9 +1,7 @@
 """Helpers for the hardening tests of ``serve`` (not a test module).
 
-* :class:`Endpoint`: ``serve`` as a process on 127.0.0.1, with what these
-  tests watch: the worker processes, how many workers gunicorn has booted
-  (one "Booting worker" line each, so a death shows as an extra boot), and
-  the workers' resident memory;
+* :func:`predict_one`: one valid request, which must be answered with a class;
+* the workers' resident memory;
 * :func:`check_caller_error`: what every refused request must look like;
 * small request helpers over raw sockets, for what ``requests`` will not send.
 """
@@ -11,14 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import time
 from pathlib import Path
 
-import requests
-
-from tests.contract.hosting import Serve, child_pids, wait_for
+from tests.sagemaker_tree import Server
 
 ROW = "49,25,46.22,1161.97,month-to-month,electronic-check,dsl,1,west,no"
 FEATURES = ["customer_age", "tenure_months", "monthly_charges", "total_charges", "contract",
@@ -27,52 +22,18 @@ FEATURES = ["customer_age", "tenure_months", "monthly_charges", "total_charges",
 CLASSES = {"no", "yes"}
 
 
-class Endpoint(Serve):
-    """``serve`` with its workers in view."""
-
-    def booted(self) -> int:
-        """Workers gunicorn has started so far (the first ones included)."""
-        return self.log().count("Booting worker")
-
-    def worker_pids(self) -> set[int]:
-        """The live workers (a killed one stays a zombie until the master reaps it)."""
-        return {pid for pid in child_pids(self.process.pid) if process_state(pid) not in "ZX"}
-
-    def wait_for_workers(self, count: int, timeout: float = 30) -> set[int]:
-        def counted():
-            pids = self.worker_pids()
-            return pids if len(pids) == count else None
-
-        pids = wait_for(counted, timeout)
-        assert pids and len(pids) == count, f"expected {count} workers, saw {pids}"
-        return pids
-
-    def terminate(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-
-    def predict_one(self) -> str:
-        """A valid request; returns the label, failing the test if it is not one."""
-        answer = requests.post(self.url + "/invocations", data=ROW,
-                               headers={"Content-Type": "text/csv"}, timeout=30)
-        assert answer.status_code == 200, (answer.status_code, answer.text)
-        label = answer.text.strip()
-        assert label in CLASSES, answer.text
-        return label
+def predict_one(server: Server) -> str:
+    """A valid request; returns the label, failing the test if it is not one."""
+    answer = server.invoke(ROW, timeout=30)
+    assert answer.status_code == 200, server.failure(f"{answer.status_code}: {answer.text}")
+    label = answer.text.strip()
+    assert label in CLASSES, server.failure(f"not a class: {answer.text!r}")
+    return label
 
 
 def endpoint_tree(trained_model: Path, target: Path) -> Path:
     shutil.copytree(trained_model / "model", target / "model")
     return target
-
-
-def process_state(pid: int) -> str:
-    """R, S, D, Z (zombie)... from /proc; X once the process is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "X"
-    return stat[stat.rindex(")") + 2]
 
 
 def rss_bytes(pid: int) -> int:

@@ -19,8 +19,6 @@ import os
 import pickle
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +29,8 @@ import pytest
 import requests
 
 from tests.contract.hosting import add_inference_code, wait_for
-from tests.hardening.endpoint import ROW, Endpoint, endpoint_tree
-from tests.sagemaker_tree import ROOT, free_port
+from tests.hardening.endpoint import ROW, endpoint_tree, predict_one
+from tests.sagemaker_tree import Server
 
 CLIENTS = 8
 SIGKILL_GRACE = 30  # seconds SageMaker waits after SIGTERM
@@ -64,7 +62,7 @@ class Client(threading.Thread):
 def test_a_worker_killed_under_load_is_replaced_and_only_its_requests_fail(trained_model,
                                                                             tmp_path):
     base = endpoint_tree(trained_model, tmp_path)
-    with Endpoint(base, workers=2) as server:
+    with Server(base, workers=2) as server:
         workers = server.wait_for_workers(2)
         booted = server.booted()
         halt = threading.Event()
@@ -96,7 +94,7 @@ def test_a_worker_killed_under_load_is_replaced_and_only_its_requests_fail(train
         for client in clients:
             client.join(timeout=60)
         assert server.booted() == booted + 1
-        server.predict_one()
+        predict_one(server)
 
     results = [r for client in clients for r in client.results]
     failed = [r for r in results if r[2] != 200]
@@ -142,7 +140,7 @@ def test_sigterm_under_load_finishes_the_requests_in_flight_and_exits_0(trained_
     add_inference_code(base / "model", MARKED_SLOW_INFERENCE)
     started = tmp_path / "started"
     started.mkdir()
-    server = Endpoint(base, {"HARDENING_STARTED_DIR": str(started)}, workers=2).start()
+    server = Server(base, {"HARDENING_STARTED_DIR": str(started)}, workers=2).start()
     try:
         server.wait_for_workers(2)
         seconds = 2.0
@@ -208,25 +206,20 @@ def test_a_broken_model_stops_serve_with_one_line_naming_the_file(trained_model,
     for name, (breaks, _, _) in BROKEN_MODELS.items():
         base = endpoint_tree(trained_model, tmp_path / name.replace(" ", "_"))
         breaks(base / "model")
-        runs[name] = (base, subprocess.Popen(
-            [sys.executable, str(ROOT / "serve" / "main.py"), "serve", "--host", "127.0.0.1",
-             "--port", str(free_port())],
-            env={**os.environ, "SAGEMAKER_BASE_DIR": str(base),
-                 "SAGEMAKER_MODEL_SERVER_WORKERS": "1"},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        runs[name] = (base, Server(base, workers=1).launch())
     failures = []
-    for name, (base, process) in runs.items():
-        try:
-            output, _ = process.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-            failures.append(f"{name}: serve did not stop:\n{output[-2000:]}")
+    for name, (base, server) in runs.items():
+        code = server.wait(timeout=120)
+        if code is None:
+            server.stop()
+            failures.append(server.failure(f"{name}: serve did not stop"))
             continue
+        server.stop()
+        output = server.log()
         _, named, problem = BROKEN_MODELS[name]
         errors = [line for line in output.splitlines() if " ERROR " in line]
-        if process.returncode == 0:
-            failures.append(f"{name}: serve exited 0")
+        if code == 0:
+            failures.append(server.failure(f"{name}: serve exited 0"))
         elif len(errors) != 1 or "Traceback" in output:
             failures.append(f"{name}: expected one error line and no traceback:\n{output}")
         elif str(base / "model") not in errors[0] or named not in errors[0] \

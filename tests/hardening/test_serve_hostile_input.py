@@ -17,8 +17,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 
-from tests.hardening.endpoint import (FEATURES, ROW, Endpoint, check_caller_error,
-                                      endpoint_tree, parse_status, raw_exchange)
+from tests.hardening.endpoint import (FEATURES, ROW, check_caller_error, endpoint_tree,
+                                      parse_status, predict_one, raw_exchange)
+from tests.sagemaker_tree import Server
 from tests.hardening.hostile import Request, hostile_requests
 
 FUZZ_EXAMPLES = int(os.environ.get("HARDENING_FUZZ_EXAMPLES", "1500"))
@@ -28,7 +29,7 @@ FIGURES = {"requests": 0, "2xx": 0, "4xx": 0, "5xx": 0, "client errors": 0}
 @pytest.fixture(scope="module")
 def endpoint(trained_model, tmp_path_factory):
     base = endpoint_tree(trained_model, tmp_path_factory.mktemp("hostile"))
-    server = Endpoint(base, workers=2).start()
+    server = Server(base, workers=2).start()
     server.wait_for_workers(2)
     server.initial = (server.worker_pids(), server.booted())
     yield server
@@ -73,7 +74,7 @@ def check_workers_intact(endpoint) -> None:
     assert endpoint.worker_pids() == pids, "a worker died and was replaced"
     assert endpoint.booted() == booted, "gunicorn booted a new worker"
     # ...and the endpoint still predicts correctly.
-    endpoint.predict_one()
+    predict_one(endpoint)
 
 
 # -- a fixed corpus ----------------------------------------------------------------------

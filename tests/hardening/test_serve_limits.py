@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from tests.contract.hosting import SLOW_INFERENCE, add_inference_code, wait_for
-from tests.hardening.endpoint import (ROW, Endpoint, check_caller_error, endpoint_tree,
-                                      parse_status, raw_exchange, read_answer)
+from tests.hardening.endpoint import (ROW, check_caller_error, endpoint_tree, parse_status,
+                                      raw_exchange, read_answer)
+from tests.sagemaker_tree import Server
 
 LIMIT_MB = 1
 
@@ -25,7 +26,7 @@ LIMIT_MB = 1
 @pytest.fixture(scope="module")
 def endpoint(trained_model, tmp_path_factory):
     base = endpoint_tree(trained_model, tmp_path_factory.mktemp("limits"))
-    with Endpoint(base, {"SAGEMAKER_MAX_PAYLOAD_IN_MB": str(LIMIT_MB)}, workers=2) as server:
+    with Server(base, {"SAGEMAKER_MAX_PAYLOAD_IN_MB": str(LIMIT_MB)}, workers=2) as server:
         yield server
 
 
@@ -83,7 +84,7 @@ def test_a_request_past_the_timeout_gets_an_error_not_a_hang(trained_model, tmp_
     timeout = 3
     base = endpoint_tree(trained_model, tmp_path)
     add_inference_code(base / "model", SLOW_INFERENCE)
-    with Endpoint(base, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(timeout)}, workers=1) as server:
+    with Server(base, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(timeout)}, workers=1) as server:
         workers = server.wait_for_workers(1)
         booted = server.booted()
         started = time.monotonic()

@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from tests.hardening.endpoint import FEATURES, ROW, Endpoint, endpoint_tree, rss_bytes
+from tests.hardening.endpoint import FEATURES, ROW, endpoint_tree, predict_one, rss_bytes
+from tests.sagemaker_tree import Server
 
 WRK = shutil.which("wrk")
 SECONDS = int(os.environ.get("HARDENING_LOAD_SECONDS", "30"))
@@ -108,7 +109,7 @@ def test_sustained_load_has_no_errors_and_flat_worker_memory(trained_model, tmp_
     base = endpoint_tree(trained_model, tmp_path)
     script = tmp_path / "requests.lua"
     script.write_text(wrk_script())
-    with Endpoint(base, workers=2) as server:
+    with Server(base, workers=2) as server:
         pids = server.wait_for_workers(2)
         booted = server.booted()
         # Warm-up: first requests fill caches that then stay; not part of the figures.
@@ -123,7 +124,7 @@ def test_sustained_load_has_no_errors_and_flat_worker_memory(trained_model, tmp_
 
         assert server.worker_pids() == pids, "a worker was replaced under load"
         assert server.booted() == booted
-        server.predict_one()
+        predict_one(server)
 
     errors = {k: figures[k] for k in ("connect", "read", "write", "status", "timeout")}
     memory = {pid: sampler.quarters(pid) for pid in pids}

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from sklearn_byoc.serve.app import create_app
 from sklearn_byoc.serve.invocation import ModelService
 from sklearn_byoc.serve.config import ServerConfig
-from tests.hardening.endpoint import FEATURES, ROW, Endpoint, endpoint_tree
-from tests.sagemaker_tree import ROOT
+from tests.hardening.endpoint import FEATURES, ROW, endpoint_tree
+from tests.sagemaker_tree import ROOT, Server
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402
@@ -56,7 +56,7 @@ def schema():
 @pytest.fixture(scope="module")
 def endpoint(trained_model, tmp_path_factory):
     base = endpoint_tree(trained_model, tmp_path_factory.mktemp("openapi"))
-    server = Endpoint(base, workers=2).start()
+    server = Server(base, workers=2).start()
     server.initial = (server.wait_for_workers(2), server.booted())
     yield server
     server.stop()

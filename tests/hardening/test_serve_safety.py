@@ -24,8 +24,8 @@ import pytest
 import requests
 
 from tests.contract.hosting import add_inference_code
-from tests.hardening.endpoint import ROW, Endpoint, check_caller_error, endpoint_tree
-from tests.sagemaker_tree import ROOT
+from tests.hardening.endpoint import ROW, check_caller_error, endpoint_tree
+from tests.sagemaker_tree import ROOT, Server
 
 SERVE = ROOT / "sklearn_byoc" / "serve"
 
@@ -43,7 +43,7 @@ def endpoint(trained_model, tmp_path_factory):
     base = endpoint_tree(trained_model, tmp_path_factory.mktemp("safety"))
     add_inference_code(base / "model", FAILING_INFERENCE)
     env = {"FLASK_DEBUG": "1", "FLASK_ENV": "development", "WERKZEUG_DEBUG_PIN": "off"}
-    with Endpoint(base, env, workers=1) as server:
+    with Server(base, env, workers=1) as server:
         yield server
 
 
@@ -147,7 +147,7 @@ def test_a_pickle_payload_is_refused_and_never_loaded(trained_model, tmp_path, c
 @pytest.fixture(scope="module")
 def builtin_endpoint(trained_model, tmp_path_factory):
     base = endpoint_tree(trained_model, tmp_path_factory.mktemp("pickle"))
-    with Endpoint(base, workers=1) as server:
+    with Server(base, workers=1) as server:
         yield server
 
 

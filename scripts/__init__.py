@@ -1,0 +1,1 @@
+"""Tools that run the stages outside a container: ``make demo`` and ``serve`` as a process."""
