@@ -283,8 +283,10 @@ def build_estimator(spec: ModelSpec, task: str, settings) -> tuple[Any, dict[str
     except TypeError as exc:
         raise UserError(f"model {spec.name} cannot be made with these parameters: {exc}") \
             from exc
+    # scikit-learn checks parameters against the class's _parameter_constraints (1.2 on);
+    # an estimator of the user's own that declares none is checked by its fit alone.
     validate = getattr(estimator, "_validate_params", None)
-    if callable(validate):
+    if callable(validate) and isinstance(getattr(cls, "_parameter_constraints", None), dict):
         try:
             validate()
         except (ValueError, TypeError) as exc:

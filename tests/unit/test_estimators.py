@@ -254,6 +254,31 @@ def test_import_path_model():
     assert estimator.get_params()["C"] == 2.5
 
 
+def own_classifier():
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class Own(ClassifierMixin, BaseEstimator):
+        def __init__(self, depth=3):
+            self.depth = depth
+
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return [0] * len(X)
+
+    return Own
+
+
+def test_an_own_estimator_without_declared_constraints_is_built(monkeypatch):
+    import types
+    module = types.ModuleType("own_models")
+    module.Own = own_classifier()
+    monkeypatch.setitem(__import__("sys").modules, "own_models", module)
+    estimator, params = build("own_models.Own", {"depth": "5"})
+    assert type(estimator).__name__ == "Own" and params["depth"] == 5
+
+
 def test_import_path_with_colon():
     assert import_class("sklearn.linear_model:Lasso").__name__ == "Lasso"
 
