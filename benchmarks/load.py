@@ -25,12 +25,17 @@ RESULT_MARK = "BENCH-RESULT "
 
 WRK_SCRIPT = r"""
 -- POST the body in $BENCH_BODY with Content-Type $BENCH_CONTENT_TYPE; print a JSON summary.
-local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = file:read("*a")
-file:close()
-wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
-wrk.headers["Accept"] = os.getenv("BENCH_CONTENT_TYPE")
+-- With $BENCH_METHOD=GET: GETs, no body (the health check).
+if os.getenv("BENCH_METHOD") == "GET" then
+  wrk.method = "GET"
+else
+  local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+  wrk.method = "POST"
+  wrk.body = file:read("*a")
+  file:close()
+  wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+  wrk.headers["Accept"] = os.getenv("BENCH_CONTENT_TYPE")
+end
 
 function done(summary, latency, requests)
   local e = summary.errors
@@ -94,17 +99,18 @@ class WrkError(RuntimeError):
 
 def run_wrk(url: str, body_path: Path, content_type: str, *, duration: float,
             connections: int, rows: int, threads: int = 1, script_dir: Path,
-            timeout_s: float = 30) -> Sample:
-    """``wrk --latency`` for ``duration`` seconds; POSTs the file at ``body_path``."""
-    script = script_dir / "post.lua"
-    if not script.exists():
+            timeout_s: float = 30, path: str = "/invocations", method: str = "POST") -> Sample:
+    """``wrk --latency`` for ``duration`` seconds; POSTs the file at ``body_path`` (or,
+    with ``method="GET"``, GETs ``path``)."""
+    script = script_dir / "request.lua"
+    if not script.exists() or script.read_text() != WRK_SCRIPT:
         script.write_text(WRK_SCRIPT)
     duration_arg = f"{max(1, round(duration))}s"  # wrk takes whole seconds
     args = [wrk_path() or "wrk", "-t", str(max(1, min(threads, connections))),
             "-c", str(connections), "-d", duration_arg, "--timeout", f"{int(timeout_s)}s",
-            "--latency", "-s", str(script), url + "/invocations"]
+            "--latency", "-s", str(script), url + path]
     env = {**os.environ, "BENCH_BODY": str(body_path), "BENCH_CONTENT_TYPE": content_type,
-           "BENCH_MARK": RESULT_MARK}
+           "BENCH_MARK": RESULT_MARK, "BENCH_METHOD": method}
     try:
         result = subprocess.run(args, env=env, capture_output=True, text=True,
                                 timeout=duration + timeout_s + 30)

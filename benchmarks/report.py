@@ -273,6 +273,10 @@ def markdown(results: dict) -> str:
               table(["Target", "Measured", "Result"],
                     [[t["target"], t["measured"], verdict(t["ok"])]
                      for t in results["targets"]])]
+    if results.get("every_model"):
+        import iris
+
+        parts += [""] + iris.markdown(results["every_model"])
     problems = results.get("problems") or []
     parts += ["", "## Problems seen during the run", ""]
     parts += [f"- {p}" for p in problems] if problems else ["None: every request answered as "

@@ -50,6 +50,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
+import iris  # noqa: E402
 import load  # noqa: E402
 import payloads  # noqa: E402
 import report  # noqa: E402
@@ -674,6 +675,9 @@ def run(args, work: Path, bench: Bench) -> dict:
         memory[f"{kind}_ok_requests"] = case[kind]["requests_ok"]
     memory["accepted"] = (case["serve"]["requests_ok"] == case["serve"]["requests_sent"] > 0)
     results["memory"] = memory
+
+    log("every built-in model on iris and churn: serve and the baseline")
+    results["every_model"] = iris.run_models(bench, make_server)
 
     while len(cold["serve"]) < args.cold_starts:
         log("one more cold start of each server")
