@@ -97,6 +97,16 @@ def test_json_holds_real_numbers(smoke_run):
     assert results["checks"] and all(isinstance(c["ok"], bool) for c in results["checks"])
     assert results["targets"] and all(isinstance(t["ok"], bool) for t in results["targets"])
     assert results["meta"]["smoke"] is True and positive(results["meta"]["wall_seconds"])
+    every = results["every_model"]
+    # A smoke run: three iris models; the tree also at 2 connections, on a big body, /ping.
+    measured = {(c["model"], c["case"], c["connections"], c["method"]) for c in every["cases"]}
+    assert ("decision_tree", "single-csv", 8, "GET") in measured, measured
+    assert {m for m, *_ in measured} == {"decision_tree", "random_forest", "dummy"}
+    for case in every["cases"]:
+        assert positive(case["serve"]["requests_per_s"]), case
+        assert case["method"] == "GET" or (case["answers_agree"] and
+                                           positive(case["baseline"]["requests_per_s"])), case
+    assert every["targets"] and all(isinstance(t["met"], bool) for t in every["targets"])
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                           text=True, check=True).stdout.strip()
     assert results["meta"]["previous"]["commit"] == head
