@@ -48,15 +48,15 @@ def main(argv: list[str]) -> int:
     from sklearn_byoc.serve.access import install_request_ids
     from sklearn_byoc.serve.user_code import HandlerError
 
+    from sklearn_byoc.serve.server import check_gunicorn, run
+
     install_request_ids()
     try:
+        check_gunicorn()
         app, config = build_app(args)
     except (UserError, HandlerError) as exc:
         log.error("cannot start: %s", one_line(str(exc)))
         return 1
-
-    from sklearn_byoc.serve.server import run
-
     return run(app, config)
 
 

@@ -37,6 +37,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.serve.config import KEEPALIVE_SECONDS, ServerConfig
 
 log = logging.getLogger("serve")
@@ -46,6 +47,61 @@ GRACEFUL_TIMEOUT = 25
 HEALTH_THREADS = 2
 ACCEPT_HANDICAP = 0.05  # seconds a busy worker leaves a new connection to idle ones
 PING = (b"GET /ping ", b"GET /ping?", b"HEAD /ping ")
+
+
+# -- what this module uses of gunicorn beyond its documented settings -----------------------
+# The worker below builds on gunicorn's threaded worker (tested with gunicorn 27.0).  Every
+# name it uses that gunicorn does not document is listed here; missing_gunicorn_internals()
+# checks them before serve starts, and a unit test fails when a gunicorn upgrade drops one.
+GUNICORN_TESTED = "27.0"
+THREAD_WORKER_METHODS = ("enqueue_req", "set_accept_enabled", "wait_for_and_dispatch_events",
+                         "handle_quit", "handle", "accept", "finish_request",
+                         "on_pending_socket_readable")
+THREAD_WORKER_STATE = ("_accepting", "pending_conns", "poller", "nr_conns",
+                       "worker_connections", "method_queue")
+CONNECTION_STATE = ("parser", "sock", "initialized", "data_ready", "timeout")
+UNREADER_STATE = ("buf",)
+UTIL_FUNCTIONS = ("write_error", "write_nonblock")
+
+
+def missing_gunicorn_internals() -> list[str]:
+    """The names above that the installed gunicorn lacks (an empty list when all are there)."""
+    import inspect
+
+    from gunicorn.http import unreader
+    from gunicorn.workers import gthread
+
+    missing = [f"ThreadWorker.{name}" for name in THREAD_WORKER_METHODS
+               if not callable(getattr(ThreadWorker, name, None))]
+    # Instance state is set in methods, not on the class: look for its assignment.
+    worker_source = inspect.getsource(gthread.ThreadWorker)
+    missing += [f"ThreadWorker.{name}" for name in THREAD_WORKER_STATE
+                if f"self.{name} =" not in worker_source]
+    connection = getattr(gthread, "TConn", None)
+    connection_source = inspect.getsource(connection) if connection else ""
+    missing += [f"TConn.{name}" for name in CONNECTION_STATE
+                if f"self.{name} =" not in connection_source]
+    unreader_source = inspect.getsource(unreader)
+    missing += [f"Unreader.{name}" for name in UNREADER_STATE
+                if f"self.{name} =" not in unreader_source]
+    missing += [f"gunicorn.util.{name}" for name in UTIL_FUNCTIONS
+                if not callable(getattr(gunicorn_util, name, None))]
+    return missing
+
+
+def check_gunicorn() -> None:
+    """Refuse to start, in one line, on a gunicorn without what the worker builds on."""
+    import gunicorn
+
+    missing = missing_gunicorn_internals()
+    if missing:
+        raise UserError(
+            f"gunicorn {gunicorn.__version__} lacks {', '.join(missing)}, which serve's worker "
+            f"uses (tested with gunicorn {GUNICORN_TESTED}); install the gunicorn that "
+            "requirements.txt pins")
+    if not gunicorn.__version__.startswith(GUNICORN_TESTED + "."):
+        log.warning("gunicorn %s: serve's worker was tested with gunicorn %s",
+                    gunicorn.__version__, GUNICORN_TESTED)
 
 
 def write_plain_error(sock, status_int, reason, mesg):
