@@ -9,7 +9,7 @@ PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_
 # The venv remembers which Python made it: another Python gets a new venv.
 PYTHON_STAMP := $(VENV)/.python-$(PYTHON_VERSION)
 
-.PHONY: demo test test-fast test-lines bench image locks pipeline-tools clean
+.PHONY: demo test test-busy test-fast test-lines bench image locks pipeline-tools clean
 
 # The older scikit-learn lines the image can be built for (the Dockerfile's
 # SKLEARN_VERSION; its default line's lock is requirements.txt): each one's
@@ -67,6 +67,16 @@ pipeline-tools: $(BIN)/.pipeline
 ## test: the whole test suite (container and SDK tests need podman/buildah; see README)
 test: $(BIN)/.dev
 	$(BIN)/python -m pytest
+
+## test-busy: the whole suite beside one CPU-bound process at normal priority,
+## as on a shared CI machine (BUSY=2 starts two)
+BUSY ?= 1
+test-busy: $(BIN)/.dev
+	@pids=; for i in $$(seq $(BUSY)); do \
+	  $(BIN)/python -c 'while True: pass' & pids="$$pids $$!"; done; \
+	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
+	echo "== $(BUSY) busy process(es):$$pids"; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-fast: unit and contract tests only
 test-fast: $(BIN)/.dev
