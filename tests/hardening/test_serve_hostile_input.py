@@ -182,6 +182,28 @@ def test_known_hostile_requests(endpoint, session, name, content_type, body, hea
     assert answer.status_code == expected, (name, answer.status_code, answer.text[:300])
 
 
+def test_a_refused_body_left_unread_does_not_break_the_kept_alive_connection(endpoint):
+    """A 406 or 415 is answered before the body is decoded; the next request on the same
+    connection must still be answered (gunicorn's threaded worker dropped it when the
+    refused body was left unread)."""
+    body = ("\n".join(['{"region": "west", "customer_age": 3}'] * 4000)).encode()
+    assert len(body) > 100_000
+    refusals = [("application/x-jsonlines", "_."), ("image/png", "text/csv")]
+    statuses = []
+    with requests.Session() as session:
+        for i in range(40):
+            content_type, accept = refusals[i % 2] if i % 4 < 2 else (CSV, "text/csv")
+            data = body if content_type != CSV else ROW.encode()
+            try:
+                answer = session.post(endpoint.url + "/invocations", data=data, timeout=30,
+                                      headers={"Content-Type": content_type, "Accept": accept})
+            except requests.ConnectionError as exc:
+                pytest.fail(endpoint.failure(f"request {i + 1} ({content_type}, Accept "
+                                             f"{accept}) got no answer: {exc}"))
+            statuses.append(answer.status_code)
+    assert statuses == [406, 415, 200, 200] * 10, statuses
+
+
 def test_the_corpus_killed_no_worker(endpoint):
     check_workers_intact(endpoint)
 
