@@ -234,16 +234,24 @@ class ServeProcess:
         return {pid for pid in children(self.process.pid) if process_state(pid) not in "ZX"}
 
     def wait_for_workers(self, count: int, timeout: float = 30) -> set[int]:
-        """Wait until exactly ``count`` workers run; their ids."""
+        """Wait until exactly ``count`` workers run and each has logged its boot; their ids.
+
+        A worker exists (forked) before it logs "Booting worker with pid: N", so counting
+        processes alone can run ahead of :meth:`booted`."""
         deadline = time.perf_counter() + timeout
         while True:
             pids = self.worker_pids()
-            if len(pids) == count:
+            if len(pids) == count and self.announced(pids):
                 return pids
             if time.perf_counter() >= deadline:
                 raise ServerError(self.failure(
                     f"expected {count} worker(s) within {timeout:g} s, found {sorted(pids)}"))
             time.sleep(0.05)
+
+    def announced(self, pids) -> bool:
+        """Whether each of these workers has logged "Booting worker with pid: N"."""
+        log = self.log()
+        return all(f"Booting worker with pid: {pid}" in log for pid in pids)
 
     def booted(self) -> int:
         """Workers gunicorn has started so far, the first ones included: one "Booting

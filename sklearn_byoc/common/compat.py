@@ -81,6 +81,19 @@ def _can_skip_parameter_validation() -> bool:
     return "skip_parameter_validation" in inspect.signature(sklearn.config_context).parameters
 
 
+def ordinal_encoder(max_categories: int, **options):
+    """An OrdinalEncoder that keeps at most ``max_categories`` per column where the line can
+    (``max_categories`` exists from scikit-learn 1.3 on; under 1.2 every category is kept,
+    and HistGradientBoosting refuses a column with more than its max_bins)."""
+    import inspect
+
+    from sklearn.preprocessing import OrdinalEncoder
+
+    if "max_categories" in inspect.signature(OrdinalEncoder).parameters:
+        options["max_categories"] = max_categories
+    return OrdinalEncoder(**options)
+
+
 def nul_byte_offset(path, limit: int = 1 << 20) -> int | None:
     """Where the first NUL byte lies in the first ``limit`` bytes of ``path``, if anywhere.
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sklearn_byoc.common import cells
+from sklearn_byoc.common import cells, compat
 from sklearn_byoc.common.contract import (HyperparameterError, Hyperparameters, Paths,
                                           ResourceConfig)
 from sklearn_byoc.common.disk import writing
@@ -69,7 +69,7 @@ def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], *, scale:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     numeric = [c for c in X.columns if kinds[c] == "numeric"]
     categorical = [c for c in X.columns if kinds[c] == "categorical"]
@@ -80,8 +80,9 @@ def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], *, scale:
         # HistGradientBoosting takes at most max_bins categories per feature; the
         # rarest beyond that share one code, and a category unseen in training is
         # NaN, which the model treats as missing.
-        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                 max_categories=int(getattr(model_step, "max_bins", 255)))
+        encoder = compat.ordinal_encoder(int(getattr(model_step, "max_bins", 255)),
+                                         handle_unknown="use_encoded_value",
+                                         unknown_value=np.nan)
         model_step.set_params(categorical_features=list(
             range(len(numeric), len(numeric) + len(categorical))) or None)
     else:

@@ -85,7 +85,9 @@ def test_a_worker_killed_under_load_is_replaced_and_only_its_requests_fail(train
             time.sleep(0.02)
         def new_pair():
             pids = server.worker_pids()
-            return pids if len(pids) == 2 and victim not in pids else None
+            # the new worker logs its boot after it exists: wait for both
+            return pids if len(pids) == 2 and victim not in pids and server.announced(pids) \
+                else None
 
         replaced = wait_for(new_pair, 30)
         replaced_after = time.monotonic() - killed_at

@@ -104,7 +104,9 @@ def test_a_request_past_the_timeout_gets_an_error_not_a_hang(trained_model, tmp_
 
         def replaced():
             pids = server.worker_pids()
-            return pids if len(pids) == 1 and not pids & workers else None
+            # the new worker logs its boot after it exists: wait for both
+            return pids if len(pids) == 1 and not pids & workers and server.announced(pids) \
+                else None
 
         assert wait_for(replaced, 30), "the worker was not replaced"
         assert server.booted() == booted + 1

@@ -73,3 +73,13 @@ def test_the_version_warning_class_exists_from_1_3_on():
 
     has = hasattr(exceptions, "InconsistentVersionWarning")
     assert has == (tuple(int(p) for p in compat.image_line().split(".")) >= (1, 3))
+
+
+def test_the_ordinal_encoder_keeps_at_most_max_categories_where_the_line_can():
+    """max_categories came with scikit-learn 1.3; the 1.2 line keeps every category."""
+    encoder = compat.ordinal_encoder(2, handle_unknown="use_encoded_value",
+                                     unknown_value=np.nan)
+    codes = encoder.fit_transform(np.array([["a"], ["a"], ["a"], ["b"], ["c"], ["d"]]))
+    limited = tuple(int(p) for p in compat.image_line().split(".")) >= (1, 3)
+    assert int(np.nanmax(codes)) == (1 if limited else 3)
+    assert np.isnan(encoder.transform(np.array([["never seen"]]))[0, 0])
