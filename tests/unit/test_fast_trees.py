@@ -77,6 +77,11 @@ def test_every_built_in_tree_model_compiles_and_agrees_with_scikit_learn(fitted)
     fast = compile_trees(model)
     assert fast is not None, name
     rows = rows_to_check(X, name)
+    if name == "boosting, categories" and fast.encoder is None:
+        # Before scikit-learn 1.4 the model reads codes itself: a code it never saw is
+        # left to scikit-learn, and the walk is checked on the codes it knows.
+        assert not fast.takes(rows)
+        rows = rows[rows[:, 2] != 3.0]
     for batch in (rows[:1], rows[:7], rows):
         assert fast.takes(batch)
         assert np.array_equal(fast.predict(batch), model.predict(batch)) \
