@@ -20,7 +20,6 @@ import statistics
 import time
 from pathlib import Path
 
-import load
 import payloads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,22 +90,9 @@ def measure(bench, servers: dict, job: dict, payload, *, connections: int,
     if method == "POST":
         record["answers_agree"] = bench.check_answers({k: servers[k] for k in kinds}, payload,
                                                       where)
-    samples = {kind: [] for kind in kinds}
-    for _ in range(bench.args.rounds):
-        for kind in kinds:
-            try:
-                sample = load.run_wrk(servers[kind].url, payload.path, payload.content_type,
-                                      duration=bench.args.duration, connections=connections,
-                                      rows=payload.rows, script_dir=bench.work,
-                                      path="/ping" if method == "GET" else "/invocations",
-                                      method=method)
-            except load.WrkError as exc:
-                bench.problem(f"{kind}, {where}: {exc}")
-                continue
-            if sample.errors:
-                bench.problem(f"{kind}, {where}: {sample.errors} failed request(s) "
-                              f"({sample.error_detail})")
-            samples[kind].append(sample)
+    samples = bench.alternate_wrk(servers, kinds, payload, where, connections=connections,
+                                  path="/ping" if method == "GET" else "/invocations",
+                                  method=method)
     for kind in kinds:
         runs = samples[kind]
         record[kind] = {

@@ -346,14 +346,24 @@ class Bench:
         record = self.case_record(model, payload, "wrk")
         record["answers_agree"] = self.check_answers(servers, payload, where)
         self.warm_up(servers, payload)
-        samples = {kind: [] for kind in SERVERS}
+        samples = self.alternate_wrk(servers, SERVERS, payload, where,
+                                     connections=self.args.connections)
+        for kind in SERVERS:
+            record[kind] = aggregate(samples[kind])
+        log_rates(where, record)
+        return record
+
+    def alternate_wrk(self, servers: dict, kinds, payload, where: str, *, connections: int,
+                      path: str = "/invocations", method: str = "POST") -> dict:
+        """wrk on each server in turn, round after round: {kind: [Sample, ...]}."""
+        samples = {kind: [] for kind in kinds}
         for _ in range(self.args.rounds):
-            for kind in SERVERS:
+            for kind in kinds:
                 try:
                     sample = load.run_wrk(servers[kind].url, payload.path, payload.content_type,
-                                          duration=self.args.duration,
-                                          connections=self.args.connections,
-                                          rows=payload.rows, script_dir=self.work)
+                                          duration=self.args.duration, connections=connections,
+                                          rows=payload.rows, script_dir=self.work, path=path,
+                                          method=method)
                 except load.WrkError as exc:
                     self.problem(f"{kind}, {where}: {exc}")
                     continue
@@ -361,10 +371,7 @@ class Bench:
                     self.problem(f"{kind}, {where}: {sample.errors} failed request(s) "
                                  f"({sample.error_detail})")
                 samples[kind].append(sample)
-        for kind in SERVERS:
-            record[kind] = aggregate(samples[kind])
-        log_rates(where, record)
-        return record
+        return samples
 
     def client_case(self, servers: dict, model: dict, payload, *, per_thread: int | None,
                     timeout: float, rounds: int | None = None) -> dict:
