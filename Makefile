@@ -92,7 +92,7 @@ test-lines: $(foreach line,$(SKLEARN_LINES),.venv-sklearn$(line)/bin/.dev)
 	done
 
 ## bench: serve against the previous serve and the classic predictor, side by side
-## (about 12 min; needs wrk and git)
+## (about 25 min; needs wrk and git)
 bench: $(BIN)/.dev
 	$(BIN)/python benchmarks/run.py
 
