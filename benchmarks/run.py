@@ -5,7 +5,7 @@ side by side, in one run.
     .venv/bin/python benchmarks/run.py --smoke --out /tmp/bench   # a quick check
     .venv/bin/python benchmarks/run.py --previous REV --check-previous
 
-Steps (each bounded in time; a full run takes about 25 minutes on 2 cores (23 min measured with --rounds 5 --duration 3)):
+Steps (each bounded in time; a full run takes about 25 minutes on 2 cores):
 
 1. check out the previous serve (``--previous``, by default the parent of the
    "Package move" commit) as a detached git worktree in the working folder;
