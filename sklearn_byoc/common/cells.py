@@ -174,16 +174,21 @@ def number_column(values):
     return parsed[codes], refused[codes]
 
 
-def category_column(values):
-    """An object array of :func:`category_text` of each cell."""
+def _each_distinct(values, rule):
+    """An object array of ``rule`` applied once per distinct cell (missing stays missing)."""
     import numpy as np
 
     codes, uniques = _distinct(values)
-    texts = np.empty(len(uniques) + 1, dtype=object)
+    out = np.empty(len(uniques) + 1, dtype=object)
     for i, cell in enumerate(uniques):
-        texts[i] = category_text(cell)
-    texts[-1] = MISSING
-    return texts[codes]
+        out[i] = rule(cell)
+    out[-1] = MISSING
+    return out[codes]
+
+
+def category_column(values):
+    """An object array of :func:`category_text` of each cell."""
+    return _each_distinct(values, category_text)
 
 
 def missing_mask(values):
@@ -197,11 +202,4 @@ def missing_mask(values):
 
 def label_column(values):
     """An object array of :func:`label_value` of each cell (missing cells stay missing)."""
-    import numpy as np
-
-    codes, uniques = _distinct(values)
-    labels = np.empty(len(uniques) + 1, dtype=object)
-    for i, value in enumerate(uniques):
-        labels[i] = label_value(value)
-    labels[-1] = MISSING
-    return labels[codes]
+    return _each_distinct(values, label_value)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -192,6 +193,17 @@ def missing_private_names(estimator) -> list[str]:
     return missing
 
 
+def _joined(parts: list[dict], key: str) -> np.ndarray:
+    """One array of every tree's ``key``, tree after tree."""
+    return np.concatenate([part[key] for part in parts])
+
+
+def _bits(bitsets: np.ndarray) -> np.ndarray:
+    """Bitsets of 256 category codes (8 uint32 words each) as (rows, 256) booleans."""
+    return np.unpackbits(bitsets.view(np.uint8).reshape(len(bitsets), -1), axis=1,
+                         bitorder="little").astype(bool)
+
+
 def _sklearn_forest(trees, n_outputs: int, classifier: bool) -> Forest | None:
     parts = []
     offset = 0
@@ -218,7 +230,7 @@ def _sklearn_forest(trees, n_outputs: int, classifier: bool) -> Forest | None:
         offset += t.node_count
     if not parts:
         return None
-    join = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
+    join = partial(_joined, parts)
     return Forest(feature=join("feature"), threshold=join("threshold"), left=join("left"),
                   right=join("right"), missing_left=np.zeros(offset, dtype=bool),
                   roots=np.array([p["root"] for p in parts], dtype=np.intp),
@@ -286,9 +298,7 @@ def _boosting(estimator) -> FastTrees | None:
             bitsets = np.asarray(predictor.raw_left_cat_bitsets, dtype=np.uint32)
             category_left = np.zeros((len(nodes), 256), dtype=bool)
             if categorical.any():
-                bits = np.unpackbits(bitsets.view(np.uint8).reshape(len(bitsets), -1),
-                                     axis=1, bitorder="little").astype(bool)
-                category_left[categorical] = bits[nodes["bitset_idx"][categorical]]
+                category_left[categorical] = _bits(bitsets)[nodes["bitset_idx"][categorical]]
             parts.append(dict(
                 feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp),
                 threshold=np.where(leaf | categorical, np.inf, nodes["num_threshold"]),
@@ -298,7 +308,7 @@ def _boosting(estimator) -> FastTrees | None:
                 categorical=categorical, category_left=category_left,
                 root=offset, depth=int(nodes["depth"].max()), value=value))
             offset += len(nodes)
-    join = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
+    join = partial(_joined, parts)
     has_categories = any(p["categorical"].any() for p in parts)
     forest = Forest(feature=join("feature"), threshold=join("threshold").astype(np.float64),
                     left=join("left"), right=join("right"), missing_left=join("missing_left"),
@@ -345,9 +355,7 @@ def _category_encoder(estimator, categorical_mask) -> CategoryEncoder | None:
 
 def _known_codes(estimator, features) -> np.ndarray:
     bitsets, index = estimator._bin_mapper.make_known_categories_bitsets()
-    bitsets = np.asarray(bitsets, dtype=np.uint32)
-    bits = np.unpackbits(bitsets.view(np.uint8).reshape(len(bitsets), -1), axis=1,
-                         bitorder="little").astype(bool)
+    bits = _bits(np.asarray(bitsets, dtype=np.uint32))
     known = np.zeros((len(features), 256), dtype=bool)
     for row, feature in enumerate(features):
         known[row] = bits[index[feature]]

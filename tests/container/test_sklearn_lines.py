@@ -75,21 +75,26 @@ for d in m.distributions(): print(d.metadata["Name"].lower(), d.version)'""")
         assert installed.get(name) == version, name
 
 
+def assert_served_like_its_line(server, fixture) -> None:
+    """The fixture's request with every output: the predictions its line recorded."""
+    answer = requests.post(
+        server.url + "/invocations",
+        data=json.dumps({"instances": fixture.request["instances"]}),
+        headers={"Content-Type": "application/json", "Accept": "application/json",
+                 "X-Amzn-SageMaker-Custom-Attributes": "output=all"}, timeout=60)
+    assert answer.status_code == 200, answer.text + "\n" + server.log()[-2000:]
+    body = answer.json()
+    assert_predictions_match(fixture, body["predictions"], body["probabilities"],
+                             body["classes"])
+
+
 @pytest.mark.parametrize("fixture", OLD_FIXTURES, ids=str)
 def test_the_old_image_serves_its_lines_models_with_their_predictions(
         container_tool, old_image, fixture, tmp_path):
     model = model_folder(fixture, tmp_path)
     server = ImageServer(container_tool, old_image, model, tmp_path / "serve.log")
     with server:
-        answer = requests.post(
-            server.url + "/invocations",
-            data=json.dumps({"instances": fixture.request["instances"]}),
-            headers={"Content-Type": "application/json", "Accept": "application/json",
-                     "X-Amzn-SageMaker-Custom-Attributes": "output=all"}, timeout=60)
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        assert_predictions_match(fixture, body["predictions"], body["probabilities"],
-                                 body["classes"])
+        assert_served_like_its_line(server, fixture)
     assert " WARNING " not in server.log(), server.log()
 
 
@@ -100,14 +105,7 @@ def test_the_default_image_refuses_or_serves_an_old_model_as_measured(
     if fixture.outcome(ct.default_sklearn_line()) != REFUSED:
         server = ImageServer(container_tool, image, model, tmp_path / "serve.log")
         with server:
-            answer = requests.post(
-                server.url + "/invocations",
-                data=json.dumps({"instances": fixture.request["instances"]}),
-                headers={"Content-Type": "application/json", "Accept": "application/json",
-                         "X-Amzn-SageMaker-Custom-Attributes": "output=all"}, timeout=60)
-            body = answer.json()
-            assert_predictions_match(fixture, body["predictions"], body["probabilities"],
-                                     body["classes"])
+            assert_served_like_its_line(server, fixture)
         warnings = [line for line in server.log().splitlines() if " serve WARNING " in line]
         assert len(warnings) == 1 and build_argument(fixture) in warnings[0], server.log()
         return
