@@ -8,7 +8,7 @@ use (:attr:`RequestContext.media`, :meth:`RequestContext.answer_type`,
 """
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -131,6 +131,22 @@ def output_choice(custom_attributes: str | None, default: str) -> str:
     return default
 
 
+def environ_key(header: str) -> str:
+    """Where WSGI keeps a request header (PEP 3333): ``HTTP_`` and the name in capitals,
+    dashes as underscores."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def environ_header(key: str) -> str:
+    """The header name of a WSGI environ key: ``HTTP_X_AMZN_FOO`` -> ``X-Amzn-Foo``."""
+    name = key[5:] if key.startswith("HTTP_") else key
+    return "-".join(part.capitalize() for part in name.split("_"))
+
+
+CUSTOM_ATTRIBUTES_KEY = environ_key(CUSTOM_ATTRIBUTES)
+INFERENCE_ID_KEY = environ_key(INFERENCE_ID)
+
+
 @dataclass(frozen=True)
 class RequestContext:
     """One request as a handler sees it: headers in, decisions made once.
@@ -143,19 +159,32 @@ class RequestContext:
     accept: str | None = None
     custom_attributes: str | None = None
     inference_id: str | None = None
-    headers: dict = field(default_factory=dict)
     # The endpoint's defaults (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT,
     # SAGEMAKER_INFERENCE_OUTPUT).
     default_accept: str | None = None
     default_output: str = "label"
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    request_id: str = field(default_factory=lambda: os.urandom(8).hex())
+    # The request's WSGI environ, where the headers are read from when asked for.
+    environ: dict | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_headers(cls, headers, **defaults) -> "RequestContext":
+    def from_environ(cls, environ: dict, **defaults) -> "RequestContext":
         """``defaults``: the endpoint's default accept and output, and the request id."""
-        return cls(content_type=headers.get("Content-Type"), accept=headers.get("Accept"),
-                   custom_attributes=headers.get(CUSTOM_ATTRIBUTES),
-                   inference_id=headers.get(INFERENCE_ID), headers=dict(headers), **defaults)
+        return cls(content_type=environ.get("CONTENT_TYPE"), accept=environ.get("HTTP_ACCEPT"),
+                   custom_attributes=environ.get(CUSTOM_ATTRIBUTES_KEY),
+                   inference_id=environ.get(INFERENCE_ID_KEY), environ=environ,
+                   **defaults)
+
+    @cached_property
+    def headers(self) -> dict:
+        """The request's headers by their usual names (``Content-Type``, ``Accept``, ...)."""
+        environ = self.environ or {}
+        found = {environ_header(key): value for key, value in environ.items()
+                 if key.startswith("HTTP_")}
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                found[environ_header(key)] = environ[key]
+        return found
 
     @cached_property
     def media(self) -> MediaType:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.serve.app import answer_invocation, base_app
+from sklearn_byoc.serve.app import answer_invocation, base_app, note
 from sklearn_byoc.serve.config import ServerConfig
 from sklearn_byoc.serve.media import TARGET_MODEL
 from sklearn_byoc.serve.multi_model import PAGE_SIZE, ModelNotLoaded, MultiModelHost
@@ -48,8 +48,8 @@ def create_multi_model_app(host: MultiModelHost, config: ServerConfig) -> Flask:
             try:
                 return view(*args, **kwargs)
             except UserError as exc:
-                g.reason = exc.log_reason() if hasattr(exc, "log_reason") else \
-                    type(exc).__name__
+                note(reason=exc.log_reason() if hasattr(exc, "log_reason") else
+                     type(exc).__name__)
                 return json_error(exc.status, str(exc), getattr(exc, "type_name", None))
             except HandlerError as exc:
                 return json_error(500, f"the model's inference code failed: {exc}")
@@ -91,7 +91,7 @@ def create_multi_model_app(host: MultiModelHost, config: ServerConfig) -> Flask:
     def get_model(name):
         entry = host.registry.get(name)
         if entry is None:
-            g.reason = "model not loaded"
+            note(reason="model not loaded")
             return json_error(404, f"model {name!r} is not loaded")
         return as_json({"modelName": entry.name, "modelUrl": entry.url})
 
@@ -103,11 +103,11 @@ def create_multi_model_app(host: MultiModelHost, config: ServerConfig) -> Flask:
 
     @app.post("/models/<name>/invoke")
     def invoke_model(name):
-        g.model = name
+        note(model=name)
         try:
             service = host.service(name)
         except ModelNotLoaded as exc:
-            g.reason = exc.log_reason()
+            note(reason=exc.log_reason())
             return json_error(exc.status, str(exc), exc.type_name)
         return answer_invocation(service, config)
 
@@ -117,7 +117,7 @@ def create_multi_model_app(host: MultiModelHost, config: ServerConfig) -> Flask:
         if not name:
             raise UserError(f"this is a multi-model endpoint: name the model in the "
                             f"{TARGET_MODEL} header or call POST /models/<name>/invoke")
-        g.model = name
+        note(model=name)
         return answer_invocation(host.service(name), config)
 
     return app

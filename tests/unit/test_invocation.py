@@ -359,6 +359,21 @@ def test_a_handler_may_take_the_request_context(builtin_dir, tmp_path):
                                        "rows": 1}
 
 
+def test_the_context_of_a_request_has_its_headers_by_their_usual_names():
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(method="POST", data=b"31,gold,2\n", headers={
+        "Content-Type": CSV, "Accept": JSON, "X-Amzn-SageMaker-Custom-Attributes": "trace=7",
+        "X-Amzn-SageMaker-Inference-Id": "abc-123", "X-Team-Header": "blue"}).get_environ()
+    context = RequestContext.from_environ(environ, default_output="label", request_id="r-1")
+    assert (context.content_type, context.accept) == (CSV, JSON)
+    assert (context.custom_attributes, context.inference_id) == ("trace=7", "abc-123")
+    assert context.headers["X-Team-Header"] == "blue"
+    assert context.headers["Content-Type"] == CSV
+    assert context.headers["X-Amzn-Sagemaker-Inference-Id"] == "abc-123"
+    assert context.headers["Content-Length"] == "10"
+
+
 def test_execution_parameters_fn_answers_for_the_endpoint(builtin_dir, tmp_path):
     folder = with_code(builtin_dir, tmp_path, """
         def execution_parameters_fn():
