@@ -24,7 +24,8 @@ from sklearn_byoc.common import compat
 from sklearn_byoc.common.model_files import Feature, ModelMetadata, load_model
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.fast_preprocess import compile_preprocess
-from sklearn_byoc.serve.fast_trees import SMALL_ROWS, compile_trees
+from sklearn_byoc.serve.fast_linear import compile_linear
+from sklearn_byoc.serve.fast_trees import SMALL_ROWS, FastTrees, compile_trees
 from sklearn_byoc.serve.formats.output import Prediction
 from sklearn_byoc.serve.schema import Records, Schema
 
@@ -54,10 +55,14 @@ class ServedModel:
         _single_threaded(estimator)
         self.fast = compile_preprocess(estimator, self.schema) if self.schema else None
         self._final = estimator.steps[-1][1] if self.fast is not None else None
-        # The trees themselves, for small requests: the pipeline's last step once the
-        # preprocessing is replayed, else a tree model served alone (an array of numbers).
-        self.trees = compile_trees(self._final) if self._final is not None else \
-            compile_trees(estimator) if not self.named and self.schema else None
+        # The model itself in numpy (trees for small requests, a linear model for any):
+        # the pipeline's last step once the preprocessing is replayed, else a model
+        # served alone on an array of numbers.
+        final = self._final if self._final is not None else \
+            estimator if not self.named and self.schema else None
+        self.numpy_model = None
+        if final is not None:
+            self.numpy_model = compile_trees(final) or compile_linear(final)
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -100,8 +105,11 @@ class ServedModel:
         log.info("loaded %s (%s, %d features%s) from %s",
                  metadata.estimator or type(self.estimator).__name__, metadata.task,
                  self.schema.width, "" if self.named else ", by position", self.source)
-        final = f"numpy trees up to {SMALL_ROWS} rows, else estimator" if self.trees \
-            else "estimator" if self.fast else "scikit-learn pipeline"
+        final = "estimator" if self.fast else "scikit-learn pipeline"
+        if isinstance(self.numpy_model, FastTrees):
+            final = f"numpy trees up to {SMALL_ROWS} rows, else estimator"
+        elif self.numpy_model is not None:
+            final = "numpy linear model"
         log.info("request path: %s%s", "numpy preprocessing + " if self.fast else "", final)
 
     # -- predicting ---------------------------------------------------------------------------
@@ -140,8 +148,8 @@ class ServedModel:
         return self._predict(self.estimator, data, probabilities and self.has_probabilities)
 
     def _predict(self, model, X, want_proba: bool) -> Prediction:
-        if self.trees is not None and self.trees.takes(X):
-            model = self.trees
+        if self.numpy_model is not None and self.numpy_model.takes(X):
+            model = self.numpy_model
         if want_proba:
             proba = np.asarray(model.predict_proba(X), dtype=np.float64)
             labels = self._class_array[proba.argmax(axis=1)]
