@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -104,6 +105,25 @@ def _check(cmd: Sequence[str], timeout: float = 600, **kwargs) -> subprocess.Com
             f"{' '.join(cmd)} exited with {result.returncode}:\n{result.stdout[-4000:]}"
             f"{result.stderr[-4000:]}")
     return result
+
+
+# buildah re-executes itself from a sealed in-memory copy of its binary before it
+# starts a container (containers/storage's unshare re-exec).  Sealing that copy
+# (fcntl F_ADD_SEALS with F_SEAL_WRITE) can fail with EBUSY while the kernel still
+# holds a reference to its pages: seen once in 1,237 tests of one CI run, on
+# `buildah run` of a processing job, with the container's command never started.
+TOOL_START_FAILURES = ("Close_Fd sealing memfd copy: Device or resource busy",
+                       "Error sealing memfd copy: Device or resource busy")
+
+
+def tool_failed_before_start(result: subprocess.CompletedProcess) -> bool:
+    """Whether a run failed in the container tool's own start, before the command ran:
+    nothing on stdout, and stderr only the tool's start failure and its exit line."""
+    if result.returncode == 0 or result.stdout.strip():
+        return False
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    return bool(lines) and lines[0] in TOOL_START_FAILURES and \
+        all(line == "Error: exit status 1" for line in lines[1:])
 
 
 def container_name() -> str:
@@ -301,7 +321,21 @@ class Tool:
             entrypoint: Sequence[str] | None = None, mounts: Iterable[Mount] = (),
             env: dict[str, str] | None = None, user: str | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess:
-        """Run a container to completion; stdout and stderr are captured as text."""
+        """Run a container to completion; stdout and stderr are captured as text.
+
+        A run the tool itself failed to start, before the container's command ran
+        (:func:`tool_failed_before_start`), is started once more."""
+        result = self._run_once(image, command, entrypoint=entrypoint, mounts=mounts, env=env,
+                                user=user, timeout=timeout)
+        if tool_failed_before_start(result):
+            print(f"container tool failed before the container started, starting it again: "
+                  f"{result.stderr.strip()}", file=sys.stderr)
+            result = self._run_once(image, command, entrypoint=entrypoint, mounts=mounts,
+                                    env=env, user=user, timeout=timeout)
+        return result
+
+    def _run_once(self, image, command, *, entrypoint, mounts, env, user,
+                  timeout) -> subprocess.CompletedProcess:
         container = self.start(image, command, entrypoint=entrypoint, mounts=mounts, env=env,
                                user=user, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
