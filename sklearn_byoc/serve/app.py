@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 
 from flask import Flask, Response, request
@@ -19,7 +18,7 @@ from sklearn_byoc.serve import access
 from sklearn_byoc.serve.config import ServerConfig
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.invocation import Body, ModelService, invoke
-from sklearn_byoc.serve.media import INFERENCE_ID_KEY, RequestContext
+from sklearn_byoc.serve.media import INFERENCE_ID_KEY, RequestContext, new_request_id
 from sklearn_byoc.serve.user_code import HandlerError
 
 log = logging.getLogger("serve")
@@ -90,7 +89,7 @@ class RequestLog:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         # The caller's X-Amzn-SageMaker-Inference-Id, else one made here.
-        request_id = environ.get(INFERENCE_ID_KEY) or os.urandom(8).hex()
+        request_id = environ.get(INFERENCE_ID_KEY) or new_request_id()
         notes = environ[NOTES] = {"request_id": request_id}
         token = access.current_request.set(request_id)
         answered = []

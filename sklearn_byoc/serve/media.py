@@ -143,6 +143,11 @@ def environ_header(key: str) -> str:
     return "-".join(part.capitalize() for part in name.split("_"))
 
 
+def new_request_id() -> str:
+    """The id of a request that came without an X-Amzn-SageMaker-Inference-Id."""
+    return os.urandom(8).hex()
+
+
 CUSTOM_ATTRIBUTES_KEY = environ_key(CUSTOM_ATTRIBUTES)
 INFERENCE_ID_KEY = environ_key(INFERENCE_ID)
 
@@ -163,7 +168,7 @@ class RequestContext:
     # SAGEMAKER_INFERENCE_OUTPUT).
     default_accept: str | None = None
     default_output: str = "label"
-    request_id: str = field(default_factory=lambda: os.urandom(8).hex())
+    request_id: str = field(default_factory=new_request_id)
     # The request's WSGI environ, where the headers are read from when asked for.
     environ: dict | None = field(default=None, repr=False, compare=False)
 
