@@ -45,7 +45,10 @@ log = logging.getLogger("serve")
 # SageMaker sends SIGKILL 30 s after SIGTERM: finish in-flight requests before.
 GRACEFUL_TIMEOUT = 25
 HEALTH_THREADS = 2
-ACCEPT_HANDICAP = 0.05  # seconds a busy worker leaves a new connection to idle ones
+# Seconds a busy worker leaves a new connection to idle ones.  An idle worker waits on
+# the listener and is woken by the kernel as the connection arrives, within about a
+# millisecond here; 20 ms leaves room for a loaded machine.
+ACCEPT_HANDICAP = 0.02
 PING = (b"GET /ping ", b"GET /ping?", b"HEAD /ping ")
 
 
@@ -160,7 +163,10 @@ class SageMakerWorker(ThreadWorker):
         elif self._unclaimed_since is None:
             self._unclaimed_since = now
         elif now - self._unclaimed_since >= ACCEPT_HANDICAP:
-            self._unclaimed_since = None
+            # Connections have waited that long: no worker is idle.  The clock
+            # is not restarted while some still wait, so a burst (a client
+            # opening its pool) is taken one per turn of each busy worker's
+            # loop, not one per ACCEPT_HANDICAP.
             for listener in waiting:
                 self.accept(listener)  # another worker may still win: accept() allows it
 
