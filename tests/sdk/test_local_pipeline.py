@@ -161,8 +161,11 @@ def test_cli_local_command(sdk_image, local_mode, moto_s3, tmp_path):
          "--data", str(DATA), "--serving-port", str(free_port()),
          "--parameter", "MetricThreshold=0.99"],
         capture_output=True, text=True, timeout=1800, cwd=tmp_path, env=dict(os.environ))
+    # The end of both streams: the step lines and the last container's own log.
+    explained = (f"exit {result.returncode}\n--- stdout (end) ---\n{result.stdout[-6000:]}"
+                 f"\n--- stderr (end) ---\n{result.stderr[-3000:]}")
     # The gate fails at 0.99: the command says so and exits non-zero.
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "QualityTooLow" in result.stdout and "Failed" in result.stdout
-    assert "Evaluate" in result.stdout
+    assert result.returncode == 1, explained
+    assert "QualityTooLow" in result.stdout and "Failed" in result.stdout, explained
+    assert "Evaluate" in result.stdout, explained
     assert Path(tmp_path).is_dir()
