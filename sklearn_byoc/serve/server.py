@@ -46,8 +46,9 @@ log = logging.getLogger("serve")
 GRACEFUL_TIMEOUT = 25
 HEALTH_THREADS = 2
 # Seconds a busy worker leaves a new connection to idle ones.  An idle worker waits on
-# the listener and is woken by the kernel as the connection arrives, within about a
-# millisecond here; 20 ms leaves room for a loaded machine.
+# the listener and is woken by the kernel as the connection arrives; at 20 ms the
+# idle worker still won beside two CPU-bound processes on 2 cores
+# (tests/contract/test_worker_spread.py under make test-busy BUSY=2).
 ACCEPT_HANDICAP = 0.02
 PING = (b"GET /ping ", b"GET /ping?", b"HEAD /ping ")
 
