@@ -14,15 +14,18 @@ Workers are gunicorn's threaded workers with two additions SageMaker needs:
 - connections are spread over the workers.  A threaded worker accepts every
   connection it can, so two batch-transform requests arriving together could
   land in one worker (sharing one core and one GIL) while another sat idle.
-  Here a worker that already holds a connection takes a new one only after
-  it has waited ``ACCEPT_HANDICAP`` seconds unclaimed, so an idle worker
-  gets it first;
+  Here each worker publishes how many connections it holds
+  (:class:`ConnectionCounts`); a worker that holds some takes a new one at
+  once only when no other worker holds fewer, and otherwise leaves it to them
+  for ``ACCEPT_HANDICAP`` seconds (the fallback for a worker too busy to take
+  what it was left);
 - every request is bounded by SAGEMAKER_MODEL_SERVER_TIMEOUT (see
   :class:`RequestWatchdog`).
 """
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import select
 import selectors
@@ -45,11 +48,15 @@ log = logging.getLogger("serve")
 # SageMaker sends SIGKILL 30 s after SIGTERM: finish in-flight requests before.
 GRACEFUL_TIMEOUT = 25
 HEALTH_THREADS = 2
-# Seconds a busy worker leaves a new connection to idle ones.  An idle worker waits on
+# Seconds a busy worker leaves a new connection to workers that hold fewer.  An idle worker waits on
 # the listener and is woken by the kernel as the connection arrives; at 20 ms the
 # idle worker still won beside two CPU-bound processes on 2 cores
 # (tests/contract/test_worker_spread.py under make test-busy BUSY=2).
 ACCEPT_HANDICAP = 0.02
+# How often a worker that leaves new connections to others reads the counts again: another
+# worker's count is only seen once it is written, and two workers that each read the
+# other's old count would both wait out the handicap.
+COUNTS_RECHECK = 0.002
 PING = (b"GET /ping ", b"GET /ping?", b"HEAD /ping ")
 
 
@@ -122,6 +129,47 @@ def write_plain_error(sock, status_int, reason, mesg):
     gunicorn_util.write_nonblock(sock, head.encode("latin-1") + encoded)
 
 
+class ConnectionCounts:
+    """How many connections each worker holds, in memory the master shares with its workers.
+
+    The master gives a worker a slot just before forking it and frees the slot
+    when the worker exits; the worker writes its own count there and reads the
+    others'.  A slot is one aligned 4-byte integer, so a read never sees half a
+    write.
+    """
+
+    FREE = -1
+
+    def __init__(self, slots: int):
+        # An anonymous mapping is MAP_SHARED: every worker forked later writes the same pages.
+        self._memory = mmap.mmap(-1, 4 * max(1, slots))
+        self._counts = memoryview(self._memory).cast("i")
+        for slot in range(len(self._counts)):
+            self._counts[slot] = self.FREE
+
+    def claim(self) -> int | None:
+        """A free slot, now counting 0 (None when every slot is taken: more workers than
+        configured, after a TTIN signal; such a worker spreads by the handicap alone)."""
+        for slot in range(len(self._counts)):
+            if self._counts[slot] == self.FREE:
+                self._counts[slot] = 0
+                return slot
+        return None
+
+    def release(self, slot: int | None) -> None:
+        if slot is not None:
+            self._counts[slot] = self.FREE
+
+    def publish(self, slot: int, count: int) -> None:
+        self._counts[slot] = count
+
+    def fewest_elsewhere(self, slot: int) -> int | None:
+        """The fewest connections another live worker holds (None when there is none)."""
+        others = [count for index, count in enumerate(self._counts)
+                  if index != slot and count != self.FREE]
+        return min(others, default=None)
+
+
 class SageMakerWorker(ThreadWorker):
     """A threaded worker whose health checks never wait behind invocations."""
 
@@ -135,25 +183,51 @@ class SageMakerWorker(ThreadWorker):
         super().init_process()
 
     # -- spreading connections ---------------------------------------------------
+    # Set by the master before the fork (see spread_connections).
+    connection_counts: ConnectionCounts | None = None
+    connection_slot: int | None = None
+
+    def accept(self, listener):
+        super().accept(listener)
+        self._publish()
+
+    def _publish(self):
+        if self.connection_counts is not None and self.connection_slot is not None:
+            self.connection_counts.publish(self.connection_slot, self.nr_conns)
+
+    def _defers(self) -> bool:
+        """Whether a new connection is left to other workers first."""
+        if self.cfg.workers < 2 or self.nr_conns == 0:
+            return False  # nobody to leave it to / idle: take it
+        if self.connection_counts is None or self.connection_slot is None:
+            return True
+        fewest = self.connection_counts.fewest_elsewhere(self.connection_slot)
+        return fewest is not None and fewest < self.nr_conns
+
     def set_accept_enabled(self, enabled):
-        if enabled and self.nr_conns > 0 and self.cfg.workers > 1:
-            enabled = False  # busy: see _accept_unclaimed
+        if enabled and self._defers():
+            enabled = False  # see _accept_unclaimed
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout):
-        # With a single worker there is nobody to leave a connection to.
+        self._publish()
         busy = self.alive and self.cfg.workers > 1 and \
             0 < self.nr_conns < self.worker_connections
-        if busy and self._accepting:
-            super().set_accept_enabled(False)
         if not busy:
             self._unclaimed_since = None
             return super().wait_for_and_dispatch_events(timeout)
-        super().wait_for_and_dispatch_events(min(timeout, ACCEPT_HANDICAP))
-        self._accept_unclaimed()
+        defers = self._defers()
+        if self._accepting == defers:
+            super().set_accept_enabled(not defers)
+        super().wait_for_and_dispatch_events(
+            min(timeout, COUNTS_RECHECK if defers else ACCEPT_HANDICAP))
+        if defers:
+            self._accept_unclaimed()
+        else:
+            self._unclaimed_since = None
 
     def _accept_unclaimed(self):
-        """Take a connection that no idle worker has taken for ACCEPT_HANDICAP seconds."""
+        """Take a connection that no worker holding fewer has taken for ACCEPT_HANDICAP s."""
         try:
             waiting = select.select(self.sockets, [], [], 0)[0]
         except (OSError, ValueError):
@@ -161,13 +235,17 @@ class SageMakerWorker(ThreadWorker):
         now = time.monotonic()
         if not waiting:
             self._unclaimed_since = None
+        elif not self._defers():
+            # The others' counts have changed since the turn began: none holds fewer now.
+            self._unclaimed_since = None
+            for listener in waiting:
+                self.accept(listener)
         elif self._unclaimed_since is None:
             self._unclaimed_since = now
         elif now - self._unclaimed_since >= ACCEPT_HANDICAP:
-            # Connections have waited that long: no worker is idle.  The clock
-            # is not restarted while some still wait, so a burst (a client
-            # opening its pool) is taken one per turn of each busy worker's
-            # loop, not one per ACCEPT_HANDICAP.
+            # Connections have waited that long: the workers left them are busy too.  The
+            # clock is not restarted while some still wait, so a burst is taken one per
+            # turn of each deferring worker's loop, not one per ACCEPT_HANDICAP.
             for listener in waiting:
                 self.accept(listener)  # another worker may still win: accept() allows it
 
@@ -298,6 +376,20 @@ def announced_length(req) -> int:
     return 0
 
 
+def spread_connections(workers: int) -> dict:
+    """The master's hooks that give each worker its slot in one ConnectionCounts."""
+    counts = ConnectionCounts(workers)
+
+    def pre_fork(arbiter, worker):
+        worker.connection_counts = counts
+        worker.connection_slot = counts.claim()
+
+    def child_exit(arbiter, worker):
+        counts.release(getattr(worker, "connection_slot", None))
+
+    return {"pre_fork": pre_fork, "child_exit": child_exit}
+
+
 def gunicorn_options(config: ServerConfig) -> dict:
     watchdog = RequestWatchdog(config.timeout)
 
@@ -330,6 +422,7 @@ def gunicorn_options(config: ServerConfig) -> dict:
         "control_socket_disable": True,
         "worker_tmp_dir": "/tmp",
         "proc_name": "serve",
+        **(spread_connections(config.workers) if config.workers > 1 else {}),
     }
 
 

@@ -1,6 +1,7 @@
-"""How a busy worker takes connections that no idle worker has taken."""
+"""How the workers share new connections: the fewest first, the handicap as fallback."""
 from __future__ import annotations
 
+import os
 import socket
 from types import SimpleNamespace
 
@@ -39,7 +40,7 @@ def busy_worker(listener, monkeypatch):
     clock = Clock()
     monkeypatch.setattr(server.time, "monotonic", clock)
     accepted = []
-    worker = SimpleNamespace(sockets=[sock], _unclaimed_since=None,
+    worker = SimpleNamespace(sockets=[sock], _unclaimed_since=None, _defers=lambda: True,
                              accept=lambda lsock: accepted.append(lsock.accept()[0]))
     yield worker, clock, accepted
     for conn in accepted:
@@ -82,3 +83,91 @@ def test_a_burst_is_taken_one_per_turn_once_the_handicap_has_passed(listener, bu
     clock.now += server.ACCEPT_HANDICAP / 2 + 1e-6
     turn(worker)
     assert len(accepted) == 6
+
+
+# -- the connection counts the workers share ------------------------------------------------
+def test_counts_written_by_a_forked_worker_are_read_by_the_others():
+    counts = server.ConnectionCounts(2)
+    mine, theirs = counts.claim(), counts.claim()
+    assert {mine, theirs} == {0, 1}
+    pid = os.fork()
+    if pid == 0:  # the "other worker": writes its count in the shared pages and leaves
+        counts.publish(theirs, 3)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert counts.fewest_elsewhere(mine) == 3
+    assert counts.fewest_elsewhere(theirs) == 0
+
+
+def test_a_freed_slot_is_ignored_and_given_again():
+    counts = server.ConnectionCounts(2)
+    first, second = counts.claim(), counts.claim()
+    assert counts.claim() is None  # more workers than slots (TTIN): handicap only
+    counts.publish(second, 5)
+    counts.release(second)
+    assert counts.fewest_elsewhere(first) is None  # no other live worker
+    assert counts.claim() == second
+    assert counts.fewest_elsewhere(first) == 0  # a new worker starts at 0
+
+
+def test_the_master_hooks_give_each_worker_its_own_slot_and_free_it_at_exit():
+    hooks = server.spread_connections(2)
+    a, b, c = (SimpleNamespace() for _ in range(3))
+    hooks["pre_fork"](None, a)
+    hooks["pre_fork"](None, b)
+    assert a.connection_counts is b.connection_counts
+    assert {a.connection_slot, b.connection_slot} == {0, 1}
+    hooks["child_exit"](None, a)
+    hooks["pre_fork"](None, c)  # the replacement of a
+    assert c.connection_slot == a.connection_slot
+
+
+def test_only_several_workers_get_the_hooks():
+    from sklearn_byoc.serve.config import ServerConfig
+
+    assert "pre_fork" not in server.gunicorn_options(ServerConfig(model_dir="/opt/ml/model", workers=1))
+    options = server.gunicorn_options(ServerConfig(model_dir="/opt/ml/model", workers=2))
+    assert {"pre_fork", "child_exit"} <= set(options)
+
+
+def worker_holding(held, others, workers=2):
+    counts = server.ConnectionCounts(workers)
+    slots = [counts.claim() for _ in range(workers)]
+    for slot, count in zip(slots[1:], others):
+        counts.publish(slot, count)
+    worker = SimpleNamespace(cfg=SimpleNamespace(workers=workers), nr_conns=held,
+                             connection_counts=counts, connection_slot=slots[0])
+    return lambda: server.SageMakerWorker._defers(worker)
+
+
+@pytest.mark.parametrize("held, others, defers", [
+    (0, [3], False),   # idle: takes it
+    (1, [0], True),    # another worker is idle: its turn
+    (4, [4], False),   # nobody holds fewer
+    (2, [3], False),
+    (3, [2, 5], True),
+    (3, [4, 5], False),
+])
+def test_a_worker_leaves_a_new_connection_only_to_one_holding_fewer(held, others, defers):
+    assert worker_holding(held, others, workers=len(others) + 1)() is defers
+
+
+def test_without_counts_a_busy_worker_always_defers_to_the_handicap():
+    worker = SimpleNamespace(cfg=SimpleNamespace(workers=2), nr_conns=1,
+                             connection_counts=None, connection_slot=None)
+    assert server.SageMakerWorker._defers(worker) is True
+
+
+def test_a_deferring_worker_takes_a_waiting_connection_once_the_counts_say_so(listener,
+                                                                              busy_worker):
+    _, connect = listener
+    worker, clock, accepted = busy_worker
+    others_hold_fewer = [True]
+    worker._defers = lambda: others_hold_fewer[0]
+    connect(1)
+    turn(worker)
+    assert accepted == []
+    others_hold_fewer[0] = False  # the other worker took connections meanwhile
+    clock.now += server.COUNTS_RECHECK
+    turn(worker)
+    assert len(accepted) == 1  # at once, not after the handicap
