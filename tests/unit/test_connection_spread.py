@@ -1,8 +1,10 @@
 """How the workers share new connections: the fewest first, the handicap as fallback."""
 from __future__ import annotations
 
+import gc
 import os
 import socket
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -110,8 +112,14 @@ def test_a_freed_slot_is_ignored_and_given_again():
     assert counts.fewest_elsewhere(first) == 0  # a new worker starts at 0
 
 
-def test_the_master_hooks_give_each_worker_its_own_slot_and_free_it_at_exit():
-    hooks = server.spread_connections(2)
+@pytest.fixture
+def frozen():
+    yield
+    gc.unfreeze()
+
+
+def test_the_master_hooks_give_each_worker_its_own_slot_and_free_it_at_exit(frozen):
+    hooks = server.fork_hooks(2)
     a, b, c = (SimpleNamespace() for _ in range(3))
     hooks["pre_fork"](None, a)
     hooks["pre_fork"](None, b)
@@ -122,12 +130,27 @@ def test_the_master_hooks_give_each_worker_its_own_slot_and_free_it_at_exit():
     assert c.connection_slot == a.connection_slot
 
 
-def test_only_several_workers_get_the_hooks():
+def test_one_worker_gets_no_slot(frozen):
+    worker = SimpleNamespace()
+    server.fork_hooks(1)["pre_fork"](None, worker)
+    assert not hasattr(worker, "connection_slot")
+
+
+def test_a_worker_is_forked_with_the_masters_objects_out_of_the_collectors_reach(frozen):
+    model = {"weights": [[0.5] * 4 for _ in range(10)]}  # what the master loaded
+    assert gc.get_freeze_count() == 0
+    server.fork_hooks(2)["pre_fork"](None, SimpleNamespace())
+    assert gc.get_freeze_count() > 0
+    assert all(item is not model for item in gc.get_objects())  # no collection walks it
+
+
+def test_the_server_forks_through_the_hooks():
     from sklearn_byoc.serve.config import ServerConfig
 
-    assert "pre_fork" not in server.gunicorn_options(ServerConfig(model_dir="/opt/ml/model", workers=1))
-    options = server.gunicorn_options(ServerConfig(model_dir="/opt/ml/model", workers=2))
-    assert {"pre_fork", "child_exit"} <= set(options)
+    for workers in (1, 2):
+        options = server.gunicorn_options(ServerConfig(model_dir=Path("/opt/ml/model"),
+                                                       workers=workers))
+        assert {"pre_fork", "child_exit"} <= set(options)
 
 
 def worker_holding(held, others, workers=2):
