@@ -12,7 +12,7 @@ from pathlib import Path
 SINGLE_RATIO = 3.0  # serve requests/s ÷ baseline requests/s, single-record
 MULTI_RATIO = 1.5  # serve rows/s ÷ baseline rows/s, MultiRecord
 EFFICIENCY = 0.8  # serve rows/s ÷ (in-process rows/s × workers), MultiRecord
-MEMORY_FACTOR = 5.0  # peak memory per worker ÷ payload size
+MEMORY_FACTOR = 3.0  # peak memory per worker ÷ payload size
 COLD_START_S = 2.0
 PREVIOUS_RATIO = 0.95  # serve throughput ÷ the previous serve's, every case
 
@@ -125,16 +125,22 @@ def targets(results: dict) -> list[dict]:
                                 "one line per row",
                     "ok": accepted})
         peak = memory["serve"]["peak_bytes_max"]
-        out.append({"target": f"peak memory per worker < {MEMORY_FACTOR:g}× the payload "
+        out.append({"target": f"peak memory per worker ≤ {MEMORY_FACTOR:g}× the payload "
                               f"({mb(big)})",
                     "measured": f"{mb(peak)} = {peak / big:.1f}× the payload" if peak else
                                 "error",
-                    "ok": None if not peak else peak < MEMORY_FACTOR * big})
+                    "ok": None if not peak else peak <= MEMORY_FACTOR * big})
     cold = results.get("cold_start", {}).get("serve")
     if cold:
         out.append({"target": f"cold start (start to first 200 on /ping) < {COLD_START_S:g} s",
                     "measured": f"median {seconds(cold['median_s'])} of {len(cold['runs_s'])}",
                     "ok": cold["median_s"] < COLD_START_S})
+        baseline = results["cold_start"].get("baseline")
+        if baseline:
+            out.append({"target": "cold start: serve's median ≤ the baseline's (same run)",
+                        "measured": f"{seconds(cold['median_s'])} vs "
+                                    f"{seconds(baseline['median_s'])}",
+                        "ok": cold["median_s"] <= baseline["median_s"]})
     for check in results.get("checks", []):
         out.append({"target": check["name"], "measured": check["got"], "ok": check["ok"]})
     return out
@@ -264,6 +270,18 @@ def markdown(results: dict) -> str:
                         [[kind, seconds(cold[kind]["median_s"]),
                           ", ".join(f"{v:.2f}" for v in cold[kind]["runs_s"])]
                          for kind in SERVERS])]
+        split = cold["serve"].get("phases_median_s")
+        if split:
+            parts += ["", "serve's start, phase by phase (medians over the starts, from the "
+                      "timestamps of its start-up log lines): *imports* is from the process's "
+                      "start to reading the model (the interpreter and every module); "
+                      "*request path check* builds the numpy paths and checks them against "
+                      "scikit-learn; *first ping* is from the first worker's boot line to "
+                      "the first 200.", "",
+                      table(list(split) + ["sum", "measured"],
+                            [[seconds(v) for v in split.values()] +
+                             [seconds(sum(split.values())),
+                              seconds(cold["serve"]["median_s"])]])]
     if results.get("checks"):
         parts += ["", "## Checks", "",
                   table(["Check", "Configured", "Expected", "Got", "Result"],

@@ -55,7 +55,7 @@ import load  # noqa: E402
 import payloads  # noqa: E402
 import report  # noqa: E402
 from servers import (SINGLE_THREADED, cold_start, http_request, post_raw,  # noqa: E402
-                     worker_memory)
+                     start_phases, worker_memory)
 from servers import server as make_server  # noqa: E402
 
 from scripts.serve_process import ServeProcess  # noqa: E402
@@ -98,7 +98,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=None,
                         help="wrk connections (default 4 per worker)")
     parser.add_argument("--cold-starts", type=int, default=None,
-                        help="cold starts per server (default 3; smoke 1)")
+                        help="cold starts per server (default 5; smoke 1)")
     parser.add_argument("--out", type=Path, default=BENCH,
                         help="folder for results.md and results.json (default benchmarks/)")
     parser.add_argument("--keep", action="store_true",
@@ -115,7 +115,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.duration = args.duration or (1.0 if smoke else 5.0)
     args.rounds = args.rounds or (1 if smoke else 3)
     args.connections = args.connections or 4 * args.workers
-    args.cold_starts = args.cold_starts or (1 if smoke else 3)
+    args.cold_starts = args.cold_starts or (1 if smoke else 5)
     args.mid_bytes = 300_000 if smoke else 6_000_000  # under 6 MiB, serve's default limit
     args.big_bytes = 1_000_000 if smoke else 100_000_000  # under 100 MiB
     args.numeric_rows = 1000 if smoke else 5000
@@ -598,10 +598,12 @@ def run(args, work: Path, bench: Bench) -> dict:
     # Cold starts: every start of the churn servers made one after the other on
     # an otherwise idle machine counts; extra starts make up --cold-starts.
     cold = {kind: [] for kind in SERVERS}
+    phases = []  # serve's start, phase by phase (servers.START_PHASES)
 
     def record_cold(servers: dict) -> None:
         for kind, server in servers.items():
             cold[kind].append(round(server.started_in, 3))
+        phases.append(start_phases(servers["serve"]))
 
     cases, checks = [], []
     # One model at a time; a smoke run starts the servers of both models at once.
@@ -689,10 +691,20 @@ def run(args, work: Path, bench: Bench) -> dict:
     while len(cold["serve"]) < args.cold_starts:
         log("one more cold start of each server")
         for kind in SERVERS:
-            cold[kind].append(round(cold_start(kind, model["base"], args.workers,
-                                               work / "logs", bench.previous), 3))
+            seconds, split = cold_start(kind, model["base"], args.workers, work / "logs",
+                                        bench.previous)
+            cold[kind].append(round(seconds, 3))
+            if kind == "serve":
+                phases.append(split)
     results["cold_start"] = {kind: {"median_s": round(statistics.median(v), 3), "runs_s": v}
                              for kind, v in cold.items()}
+    if phases and None not in phases:
+        results["cold_start"]["serve"]["phases_median_s"] = {
+            name: round(statistics.median(split[name] for split in phases), 3)
+            for name in phases[0]}
+    else:
+        bench.problem("serve's start-up lines were not found in its log: no phases of "
+                      "its cold start")
     log("cold start: " + "; ".join(f"{kind} {cold[kind]}" for kind in SERVERS))
 
     results["cases"] = [finish_case(c, inproc, args.workers) for c in cases]

@@ -178,11 +178,47 @@ def proc_status(pid: int) -> dict[str, int]:
     return values
 
 
+START_PHASES = ("imports", "model load", "request path check", "app + gunicorn boot",
+                "first ping")
+
+
+def start_phases(process: ServeProcess) -> dict | None:
+    """Seconds of each phase of serve's start, from its log's timestamps (the default
+    format) and the durations its start-up lines give; None when the lines are not there
+    (another format, or a serve that does not log them)."""
+    import re
+    from datetime import datetime
+
+    def stamp(line: str) -> float:
+        return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+    loaded = checked = booted = None
+    for line in process.log().splitlines():
+        try:
+            if loaded is None and (found := re.search(r" loaded .* in ([\d.]+) s", line)):
+                loaded = (stamp(line), float(found[1]))
+            elif checked is None and (found := re.search(
+                    r" request path: .*\(built and checked in ([\d.]+) ms\)", line)):
+                checked = (stamp(line), float(found[1]) / 1000)
+            elif booted is None and "Booting worker with pid" in line:
+                booted = stamp(line)
+        except ValueError:
+            return None
+    if None in (loaded, checked, booted) or process.started_in is None:
+        return None
+    ready = process.launched_at + process.started_in
+    load_started = loaded[0] - loaded[1] - checked[1]
+    return dict(zip(START_PHASES, (
+        round(load_started - process.launched_at, 3), loaded[1], checked[1],
+        round(booted - checked[0], 3), round(ready - booted, 3))))
+
+
 def cold_start(kind: str, model_base: Path, workers: int, log_dir: Path,
-               previous: Path | None = None) -> float:
-    """Seconds from starting the server to its first 200 on /ping."""
+               previous: Path | None = None) -> tuple[float, dict | None]:
+    """Seconds from starting the server to its first 200 on /ping, and (serve) its phases."""
     process = server(kind, model_base, workers, log_dir, previous=previous)
     try:
-        return process.start().started_in
+        process.start()
+        return process.started_in, start_phases(process) if kind == "serve" else None
     finally:
         process.stop(timeout=15, quick=True)

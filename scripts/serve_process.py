@@ -114,6 +114,7 @@ class ServeProcess:
         self._log = self.log_path.open("wb")
         self.started_in = None
         self.started_at = time.perf_counter()
+        self.launched_at = time.time()  # to compare with the log's timestamps
         try:
             # A session of its own: stop() can then reach the workers too, even when
             # the master is gone.

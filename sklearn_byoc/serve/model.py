@@ -15,6 +15,7 @@ Nothing here knows of HTTP.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ class ServedModel:
     @classmethod
     def from_dir(cls, model_dir: Path) -> "ServedModel":
         """The model of a model folder: train's, or a model file alone."""
+        started = time.perf_counter()
         loaded = load_model(model_dir, require_metadata=False, check_versions=False)
+        read = time.perf_counter()
         # A model pickled by another scikit-learn line is served only once it predicts.
         with loaded.version_check() as check:
             if loaded.metadata is not None:
@@ -79,7 +82,7 @@ class ServedModel:
                 from sklearn_byoc.serve.probe import probe
 
                 check.probed = probe(model)
-        model.log_loaded()
+        model.log_loaded(read - started, time.perf_counter() - read)
         return model
 
     @classmethod
@@ -97,20 +100,24 @@ class ServedModel:
             log.info("%s: %s", source, rule)
         return cls(estimator, metadata, named=named, source=source)
 
-    def log_loaded(self) -> None:
+    def log_loaded(self, read_s: float, prepared_s: float) -> None:
+        """The start-up lines: what was loaded, in how long (``read_s``: unpickling;
+        ``prepared_s``: the request path built and checked against scikit-learn)."""
         if self.schema is None:
-            log.info("loaded %s from %s (no schema)", type(self.estimator).__name__, self.source)
+            log.info("loaded %s from %s in %.2f s (no schema)", type(self.estimator).__name__,
+                     self.source, read_s)
             return
         metadata = self.metadata
-        log.info("loaded %s (%s, %d features%s) from %s",
+        log.info("loaded %s (%s, %d features%s) from %s in %.2f s",
                  metadata.estimator or type(self.estimator).__name__, metadata.task,
-                 self.schema.width, "" if self.named else ", by position", self.source)
+                 self.schema.width, "" if self.named else ", by position", self.source, read_s)
         final = "estimator" if self.fast else "scikit-learn pipeline"
         if isinstance(self.numpy_model, FastTrees):
             final = f"numpy trees up to {SMALL_ROWS} rows, else estimator"
         elif self.numpy_model is not None:
             final = "numpy linear model"
-        log.info("request path: %s%s", "numpy preprocessing + " if self.fast else "", final)
+        log.info("request path: %s%s (built and checked in %.0f ms)",
+                 "numpy preprocessing + " if self.fast else "", final, prepared_s * 1000)
 
     # -- predicting ---------------------------------------------------------------------------
     def check_output(self, output: str) -> None:

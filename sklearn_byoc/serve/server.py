@@ -49,10 +49,10 @@ log = logging.getLogger("serve")
 # SageMaker sends SIGKILL 30 s after SIGTERM: finish in-flight requests before.
 GRACEFUL_TIMEOUT = 25
 HEALTH_THREADS = 2
-# Seconds a busy worker leaves a new connection to workers that hold fewer.  An idle worker waits on
-# the listener and is woken by the kernel as the connection arrives; at 20 ms the
-# idle worker still won beside two CPU-bound processes on 2 cores
-# (tests/contract/test_worker_spread.py under make test-busy BUSY=2).
+# Seconds a busy worker leaves a new connection to a worker holding fewer before taking it
+# itself.  The one holding fewer waits on the listener and is woken by the kernel as the
+# connection arrives; at 20 ms an idle worker still won beside two CPU-bound processes on
+# 2 cores (tests/contract/test_worker_spread.py under make test-busy BUSY=2).
 ACCEPT_HANDICAP = 0.02
 # How often a worker that leaves new connections to others reads the counts again: another
 # worker's count is only seen once it is written, and two workers that each read the

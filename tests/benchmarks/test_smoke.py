@@ -94,6 +94,12 @@ def test_json_holds_real_numbers(smoke_run):
         assert memory[kind]["workers"], memory
         assert all(positive(w["peak_bytes"]) for w in memory[kind]["workers"]), memory
         assert positive(results["cold_start"][kind]["median_s"])
+    phases = results["cold_start"]["serve"]["phases_median_s"]
+    assert list(phases) == ["imports", "model load", "request path check",
+                            "app + gunicorn boot", "first ping"], phases
+    assert positive(phases["imports"]) and all(v >= 0 for v in phases.values()), phases
+    # The phases split one start: their sum cannot exceed the slowest start measured.
+    assert sum(phases.values()) <= max(results["cold_start"]["serve"]["runs_s"]) + 0.01, phases
     assert results["checks"] and all(isinstance(c["ok"], bool) for c in results["checks"])
     assert results["targets"] and all(isinstance(t["ok"], bool) for t in results["targets"])
     assert results["meta"]["smoke"] is True and positive(results["meta"]["wall_seconds"])
