@@ -14,11 +14,11 @@ Workers are gunicorn's threaded workers with two additions SageMaker needs:
 - connections are spread over the workers.  A threaded worker accepts every
   connection it can, so two batch-transform requests arriving together could
   land in one worker (sharing one core and one GIL) while another sat idle.
-  Here each worker publishes how many connections it holds
-  (:class:`ConnectionCounts`); a worker that holds some takes a new one at
-  once only when no other worker holds fewer, and otherwise leaves it to them
-  for ``ACCEPT_HANDICAP`` seconds (the fallback for a worker too busy to take
-  what it was left);
+  Here each worker publishes its load (requests in progress, then
+  connections: :class:`WorkerLoads`); a worker that holds connections takes a
+  new one at once only when no other worker is less loaded, and otherwise
+  leaves it to them for ``ACCEPT_HANDICAP`` seconds (the fallback for a worker
+  too busy to take what it was left);
 - every request is bounded by SAGEMAKER_MODEL_SERVER_TIMEOUT (see
   :class:`RequestWatchdog`).
 """
@@ -49,15 +49,15 @@ log = logging.getLogger("serve")
 # SageMaker sends SIGKILL 30 s after SIGTERM: finish in-flight requests before.
 GRACEFUL_TIMEOUT = 25
 HEALTH_THREADS = 2
-# Seconds a busy worker leaves a new connection to a worker holding fewer before taking it
-# itself.  The one holding fewer waits on the listener and is woken by the kernel as the
+# Seconds a busy worker leaves a new connection to a less loaded worker before taking it
+# itself.  The less loaded one waits on the listener and is woken by the kernel as the
 # connection arrives; at 20 ms an idle worker still won beside two CPU-bound processes on
 # 2 cores (tests/contract/test_worker_spread.py under make test-busy BUSY=2).
 ACCEPT_HANDICAP = 0.02
-# How often a worker that leaves new connections to others reads the counts again: another
-# worker's count is only seen once it is written, and two workers that each read the
-# other's old count would both wait out the handicap.
-COUNTS_RECHECK = 0.002
+# How often a worker that leaves new connections to others reads the loads again: another
+# worker's load is only seen once it is written, and two workers that each read the
+# other's old load would both wait out the handicap.
+LOADS_RECHECK = 0.002
 PING = (b"GET /ping ", b"GET /ping?", b"HEAD /ping ")
 
 
@@ -130,44 +130,51 @@ def write_plain_error(sock, status_int, reason, mesg):
     gunicorn_util.write_nonblock(sock, head.encode("latin-1") + encoded)
 
 
-class ConnectionCounts:
-    """How many connections each worker holds, in memory the master shares with its workers.
+class WorkerLoads:
+    """What each worker is serving, in memory the master shares with its workers.
 
+    A worker's load is the requests it has in progress, then the connections it
+    holds (kept-alive ones included), packed in one aligned 4-byte integer so
+    that a read never sees half a write and packed loads compare in that order.
     The master gives a worker a slot just before forking it and frees the slot
-    when the worker exits; the worker writes its own count there and reads the
-    others'.  A slot is one aligned 4-byte integer, so a read never sees half a
-    write.
+    when the worker exits; the worker writes its own load there and reads the
+    others'.
     """
 
     FREE = -1
+    _CONNECTIONS = 1 << 16
 
     def __init__(self, slots: int):
         # An anonymous mapping is MAP_SHARED: every worker forked later writes the same pages.
         self._memory = mmap.mmap(-1, 4 * max(1, slots))
-        self._counts = memoryview(self._memory).cast("i")
-        for slot in range(len(self._counts)):
-            self._counts[slot] = self.FREE
+        self._loads = memoryview(self._memory).cast("i")
+        for slot in range(len(self._loads)):
+            self._loads[slot] = self.FREE
+
+    @classmethod
+    def load(cls, requests: int, connections: int) -> int:
+        return min(requests, 0x7FFE) * cls._CONNECTIONS + min(connections, cls._CONNECTIONS - 1)
 
     def claim(self) -> int | None:
-        """A free slot, now counting 0 (None when every slot is taken: more workers than
+        """A free slot, now at load 0 (None when every slot is taken: more workers than
         configured, after a TTIN signal; such a worker spreads by the handicap alone)."""
-        for slot in range(len(self._counts)):
-            if self._counts[slot] == self.FREE:
-                self._counts[slot] = 0
+        for slot in range(len(self._loads)):
+            if self._loads[slot] == self.FREE:
+                self._loads[slot] = 0
                 return slot
         return None
 
     def release(self, slot: int | None) -> None:
         if slot is not None:
-            self._counts[slot] = self.FREE
+            self._loads[slot] = self.FREE
 
-    def publish(self, slot: int, count: int) -> None:
-        self._counts[slot] = count
+    def publish(self, slot: int, requests: int, connections: int) -> None:
+        self._loads[slot] = self.load(requests, connections)
 
-    def fewest_elsewhere(self, slot: int) -> int | None:
-        """The fewest connections another live worker holds (None when there is none)."""
-        others = [count for index, count in enumerate(self._counts)
-                  if index != slot and count != self.FREE]
+    def lightest_elsewhere(self, slot: int) -> int | None:
+        """The lowest load of another live worker (None when there is none)."""
+        others = [load for index, load in enumerate(self._loads)
+                  if index != slot and load != self.FREE]
         return min(others, default=None)
 
 
@@ -181,74 +188,96 @@ class SageMakerWorker(ThreadWorker):
         self.health_pool = futures.ThreadPoolExecutor(HEALTH_THREADS,
                                                       thread_name_prefix="health")
         self._unclaimed_since = None
+        self._load_lock = threading.Lock()
         super().init_process()
 
     # -- spreading connections ---------------------------------------------------
     # Set by the master before the fork (see fork_hooks).
-    connection_counts: ConnectionCounts | None = None
-    connection_slot: int | None = None
+    worker_loads: WorkerLoads | None = None
+    load_slot: int | None = None
+    # Requests handed to a thread (pings included) whose answer is not yet written.
+    requests_in_progress = 0
+    _load_lock = threading.Lock()  # replaced in each worker: threads finish requests
 
     def accept(self, listener):
-        super().accept(listener)
+        # Every worker listening is woken for a new connection (level-triggered epoll).
+        if self._defers():
+            # Left to a less loaded worker.  Not listening meanwhile, or each turn of the
+            # loop would wake for it again; _accept_unclaimed looks at it again.
+            if self._unclaimed_since is None:
+                self._unclaimed_since = time.monotonic()
+            super().set_accept_enabled(False)
+            return
+        self._take(listener)
+
+    def _take(self, listener):
+        super().accept(listener)  # another worker may have taken it first: accept() allows it
         self._publish()
 
+    def handle(self, conn):
+        try:
+            return super().handle(conn)
+        finally:
+            # Here, in the request's thread, as soon as the answer is written: a client
+            # that opens a new connection for its next request must find this worker
+            # free, not waiting for its loop to see the request done.
+            with self._load_lock:
+                self.requests_in_progress -= 1
+            self._publish()
+
     def _publish(self):
-        if self.connection_counts is not None and self.connection_slot is not None:
-            self.connection_counts.publish(self.connection_slot, self.nr_conns)
+        if self.worker_loads is not None and self.load_slot is not None:
+            self.worker_loads.publish(self.load_slot, self.requests_in_progress, self.nr_conns)
 
     def _defers(self) -> bool:
-        """Whether a new connection is left to other workers first."""
+        """Whether a new connection is left to other workers first: one of them has fewer
+        requests in progress, or as many and fewer connections, or (while this one is
+        predicting) the same.
+
+        Connections alone would not do: a client that opens one for each request
+        leaves the last one kept alive until it closes, and the worker that just
+        answered would look as loaded as the one still predicting.
+        """
         if self.cfg.workers < 2 or self.nr_conns == 0:
             return False  # nobody to leave it to / idle: take it
-        if self.connection_counts is None or self.connection_slot is None:
+        if self.worker_loads is None or self.load_slot is None:
             return True
-        fewest = self.connection_counts.fewest_elsewhere(self.connection_slot)
-        return fewest is not None and fewest < self.nr_conns
+        lightest = self.worker_loads.lightest_elsewhere(self.load_slot)
+        if lightest is None:
+            return False
+        mine = WorkerLoads.load(self.requests_in_progress, self.nr_conns)
+        return lightest < mine or (lightest == mine and self.requests_in_progress > 0)
 
     def set_accept_enabled(self, enabled):
-        if enabled and self._defers():
-            enabled = False  # see _accept_unclaimed
+        if enabled and self._unclaimed_since is not None:
+            return  # a connection left to another worker still waits: _accept_unclaimed
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout):
         self._publish()
-        busy = self.alive and self.cfg.workers > 1 and \
-            0 < self.nr_conns < self.worker_connections
-        if not busy:
-            self._unclaimed_since = None
+        if self._unclaimed_since is None:
             return super().wait_for_and_dispatch_events(timeout)
-        defers = self._defers()
-        if self._accepting == defers:
-            super().set_accept_enabled(not defers)
-        super().wait_for_and_dispatch_events(
-            min(timeout, COUNTS_RECHECK if defers else ACCEPT_HANDICAP))
-        if defers:
-            self._accept_unclaimed()
-        else:
-            self._unclaimed_since = None
+        super().wait_for_and_dispatch_events(min(timeout, LOADS_RECHECK))
+        self._accept_unclaimed()
 
     def _accept_unclaimed(self):
-        """Take a connection that no worker holding fewer has taken for ACCEPT_HANDICAP s."""
+        """Look again at the connections left to less loaded workers: listen again once
+        they are taken; take one when this worker has become the least loaded, or when
+        they have waited ACCEPT_HANDICAP seconds (the others are busy too)."""
         try:
             waiting = select.select(self.sockets, [], [], 0)[0]
         except (OSError, ValueError):
+            waiting = []
+        if waiting and self.alive:
+            if not self._defers() or \
+                    time.monotonic() - self._unclaimed_since >= ACCEPT_HANDICAP:
+                # The clock is not restarted while some still wait, so a burst (a client
+                # opening its pool) is taken one per turn, not one per ACCEPT_HANDICAP.
+                self._take(waiting[0])
             return
-        now = time.monotonic()
-        if not waiting:
-            self._unclaimed_since = None
-        elif not self._defers():
-            # The others' counts have changed since the turn began: none holds fewer now.
-            self._unclaimed_since = None
-            for listener in waiting:
-                self.accept(listener)
-        elif self._unclaimed_since is None:
-            self._unclaimed_since = now
-        elif now - self._unclaimed_since >= ACCEPT_HANDICAP:
-            # Connections have waited that long: the workers left them are busy too.  The
-            # clock is not restarted while some still wait, so a burst is taken one per
-            # turn of each deferring worker's loop, not one per ACCEPT_HANDICAP.
-            for listener in waiting:
-                self.accept(listener)  # another worker may still win: accept() allows it
+        self._unclaimed_since = None
+        if self.alive and self.nr_conns < self.worker_connections:
+            super().set_accept_enabled(True)
 
     def enqueue_req(self, conn):
         head = self._peek(conn)
@@ -258,6 +287,8 @@ class SageMakerWorker(ThreadWorker):
             # request thread, so it can be routed once it is readable.
             self._wait_for_request(conn)
             return
+        with self._load_lock:
+            self.requests_in_progress += 1  # until handle() has answered
         if head.startswith(PING):
             future = self.health_pool.submit(self.handle, conn)
             future.add_done_callback(
@@ -386,19 +417,19 @@ def fork_hooks(workers: int) -> dict:
     130 ms during which the worker answered nothing, and wrote to every page it
     walked, undoing the sharing of the model's memory.  Frozen, the same
     collection took 0.45 ms.  With several workers, each also gets its slot in
-    one ConnectionCounts.
+    one WorkerLoads.
     """
-    counts = ConnectionCounts(workers) if workers > 1 else None
+    loads = WorkerLoads(workers) if workers > 1 else None
 
     def pre_fork(arbiter, worker):
         gc.freeze()
-        if counts is not None:
-            worker.connection_counts = counts
-            worker.connection_slot = counts.claim()
+        if loads is not None:
+            worker.worker_loads = loads
+            worker.load_slot = loads.claim()
 
     def child_exit(arbiter, worker):
-        if counts is not None:
-            counts.release(getattr(worker, "connection_slot", None))
+        if loads is not None:
+            loads.release(getattr(worker, "load_slot", None))
 
     return {"pre_fork": pre_fork, "child_exit": child_exit}
 
