@@ -80,6 +80,16 @@ def turn(worker):
     server.SageMakerWorker._accept_unclaimed(worker)
 
 
+def taken_only_after_the_handicap(worker, clock, already: int):
+    """The connection left waiting is not taken within ACCEPT_HANDICAP, and is just after."""
+    clock.now += server.ACCEPT_HANDICAP / 2
+    turn(worker)
+    assert len(worker.accepted) == already
+    clock.now += server.ACCEPT_HANDICAP / 2 + 1e-6
+    turn(worker)
+    assert len(worker.accepted) == already + 1
+
+
 def test_a_connection_left_to_a_lighter_worker_is_taken_after_the_handicap(listener,
                                                                              busy_worker):
     _, connect = listener
@@ -89,12 +99,7 @@ def test_a_connection_left_to_a_lighter_worker_is_taken_after_the_handicap(liste
     assert worker.accepted == [] and worker.listening is False  # no spinning on it
     worker.set_accept_enabled(True)  # gunicorn's loop asks to listen again: not yet
     assert worker.listening is False
-    clock.now += server.ACCEPT_HANDICAP / 2
-    turn(worker)
-    assert worker.accepted == []
-    clock.now += server.ACCEPT_HANDICAP / 2 + 1e-6
-    turn(worker)
-    assert len(worker.accepted) == 1
+    taken_only_after_the_handicap(worker, clock, already=0)
 
 
 def test_once_another_worker_took_it_this_one_listens_again(listener, busy_worker):
@@ -139,12 +144,7 @@ def test_a_burst_is_taken_one_per_turn_once_the_handicap_has_passed(listener, bu
     assert worker.listening is True
     connect(1)
     woken(worker)
-    clock.now += server.ACCEPT_HANDICAP / 2
-    turn(worker)
-    assert len(worker.accepted) == 5
-    clock.now += server.ACCEPT_HANDICAP / 2 + 1e-6
-    turn(worker)
-    assert len(worker.accepted) == 6
+    taken_only_after_the_handicap(worker, clock, already=5)
 
 
 def test_a_worker_that_is_not_deferring_takes_it_when_woken(listener, busy_worker):
