@@ -188,6 +188,9 @@ class SageMakerWorker(ThreadWorker):
         self.health_pool = futures.ThreadPoolExecutor(HEALTH_THREADS,
                                                       thread_name_prefix="health")
         self._unclaimed_since = None
+        # Requests handed to a thread (pings included) whose answer is not yet written:
+        # counted up in the loop's thread, down in the request threads.
+        self.requests_in_progress = 0
         self._load_lock = threading.Lock()
         super().init_process()
 
@@ -195,9 +198,6 @@ class SageMakerWorker(ThreadWorker):
     # Set by the master before the fork (see fork_hooks).
     worker_loads: WorkerLoads | None = None
     load_slot: int | None = None
-    # Requests handed to a thread (pings included) whose answer is not yet written.
-    requests_in_progress = 0
-    _load_lock = threading.Lock()  # replaced in each worker: threads finish requests
 
     def accept(self, listener):
         # Every worker listening is woken for a new connection (level-triggered epoll).
@@ -254,7 +254,7 @@ class SageMakerWorker(ThreadWorker):
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout):
-        self._publish()
+        self._publish()  # connections gunicorn closed in the last turn (kept-alive, timed out)
         if self._unclaimed_since is None:
             return super().wait_for_and_dispatch_events(timeout)
         super().wait_for_and_dispatch_events(min(timeout, LOADS_RECHECK))
