@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,6 @@ class Paths:
     def message_file(self) -> Path:
         """Processing jobs: first 1 KB becomes the job's ExitMessage."""
         return self.output_dir / "message"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.base / "checkpoints"
 
     @property
     def code_dir(self) -> Path:
@@ -161,168 +157,13 @@ def read_input_data_config(path: Path) -> dict[str, dict[str, Any]]:
     return {str(k): (v if isinstance(v, dict) else {}) for k, v in raw.items()}
 
 
-def read_processing_job_config(path: Path) -> dict[str, Any] | None:
-    raw = read_json_file(path, default=None)
-    if raw is not None and not isinstance(raw, dict):
-        raise UserError(f"{path} must hold a JSON object, found {type(raw).__name__}")
-    return raw
+# How the first row of CSV data is taken: train's hyperparameter header, and the
+# --header option of prepare and evaluate.
+HEADER_CHOICES = ("auto", "present", "absent")
 
-
-# -- hyperparameters -----------------------------------------------------------
-# Keys the platform or the SDK adds on its own.  They never reach an estimator
-# and never fail a job.
-PLATFORM_KEY_PREFIXES = ("sagemaker_", "_")
-
-
-def is_platform_key(key: str) -> bool:
-    return key.startswith(PLATFORM_KEY_PREFIXES)
-
-
-def decode_value(raw: Any) -> Any:
-    """Undo the SDK's encoding of one hyperparameter value.
-
-    The generic ``Estimator`` sends ``str(value)``; framework estimators send
-    ``json.dumps(value)``, so a string arrives wrapped in quotes.  Only that
-    quoting is undone here; typing is the reader's job.
-    """
-    if not isinstance(raw, str):
-        return raw
-    text = raw.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        try:
-            decoded = json.loads(text)
-        except json.JSONDecodeError:
-            return raw
-        if isinstance(decoded, str):
-            return decoded
-    return raw
-
-
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
-
-
-def parse_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(decode_value(value)).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise HyperparameterError(key, value, "a boolean (true or false)")
-
-
-def parse_int(key: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise HyperparameterError(key, value, "an integer")
-    if isinstance(value, int):
-        return value
-    text = str(decode_value(value)).strip()
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        as_float = float(text)
-    except ValueError:
-        raise HyperparameterError(key, value, "an integer") from None
-    if as_float.is_integer():
-        return int(as_float)
-    raise HyperparameterError(key, value, "an integer")
-
-
-def parse_float(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise HyperparameterError(key, value, "a number")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(decode_value(value)).strip()
-    try:
-        return float(text)
-    except ValueError:
-        raise HyperparameterError(key, value, "a number") from None
-
-
-class HyperparameterError(UserError):
-    def __init__(self, key: str, value: Any, expected: str, hint: str = ""):
-        self.key = key
-        message = f"hyperparameter '{key}' must be {expected}, got {value!r}"
-        super().__init__(message + (f"; {hint}" if hint else ""))
-
-
-@dataclass
-class Hyperparameters:
-    """Typed access to ``hyperparameters.json``; remembers which keys were used."""
-
-    raw: dict[str, str] = field(default_factory=dict)
-    used: set[str] = field(default_factory=set)
-
-    @classmethod
-    def read(cls, path: Path) -> "Hyperparameters":
-        raw = read_json_file(path, default={})
-        if not isinstance(raw, dict):
-            raise UserError(
-                f"{path} must hold a JSON object of hyperparameters, found {type(raw).__name__}"
-            )
-        return cls({str(k): v for k, v in raw.items()})
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.raw
-
-    def _take(self, key: str) -> Any:
-        self.used.add(key)
-        return self.raw.get(key)
-
-    def get_str(self, key: str, default: str | None = None) -> str | None:
-        value = self._take(key)
-        if value is None:
-            return default
-        text = str(decode_value(value)).strip()
-        return text if text else default
-
-    def get_choice(self, key: str, choices: list[str] | tuple[str, ...], default: str) -> str:
-        value = self.get_str(key, default)
-        normalized = value.strip().lower().replace("-", "_")
-        if normalized not in choices:
-            raise HyperparameterError(key, value, "one of " + ", ".join(choices))
-        return normalized
-
-    def get_int(self, key: str, default: int, *, minimum: int | None = None,
-                maximum: int | None = None) -> int:
-        value = self._take(key)
-        if value is None:
-            return default
-        number = parse_int(key, value)
-        _check_range(key, number, minimum, maximum)
-        return number
-
-    def get_float(self, key: str, default: float, *, minimum: float | None = None,
-                  maximum: float | None = None, exclusive: bool = False) -> float:
-        value = self._take(key)
-        if value is None:
-            return default
-        number = parse_float(key, value)
-        _check_range(key, number, minimum, maximum, exclusive=exclusive)
-        return number
-
-    def get_bool(self, key: str, default: bool) -> bool:
-        value = self._take(key)
-        if value is None:
-            return default
-        return parse_bool(key, value)
-
-    def unused(self) -> dict[str, str]:
-        return {k: v for k, v in self.raw.items() if k not in self.used}
-
-
-def _check_range(key, number, minimum, maximum, exclusive=False):
-    if minimum is not None and (number < minimum or (exclusive and number == minimum)):
-        bound = f"greater than {minimum}" if exclusive else f"at least {minimum}"
-        raise HyperparameterError(key, number, f"a number {bound}")
-    if maximum is not None and (number > maximum or (exclusive and number == maximum)):
-        bound = f"less than {maximum}" if exclusive else f"at most {maximum}"
-        raise HyperparameterError(key, number, f"a number {bound}")
+# How a yes/no setting may be written, in the environment and in hyperparameters.
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
 
 
 # -- environment -----------------------------------------------------------------
@@ -343,9 +184,9 @@ def env_bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if not raw:
         return default
-    if raw in _TRUE:
+    if raw in TRUE_WORDS:
         return True
-    if raw in _FALSE:
+    if raw in FALSE_WORDS:
         return False
     raise UserError(f"environment variable {name} must be true or false, got {raw!r}")
 

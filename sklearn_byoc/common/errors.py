@@ -22,5 +22,14 @@ class UserError(Exception):
         return str(self)
 
 
+class HyperparameterError(UserError):
+    """A hyperparameter the job cannot use: names the key, the value and what it takes."""
+
+    def __init__(self, key: str, value, expected: str, hint: str = ""):
+        self.key = key
+        message = f"hyperparameter '{key}' must be {expected}, got {value!r}"
+        super().__init__(message + (f"; {hint}" if hint else ""))
+
+
 class StageStopped(Exception):
     """Raised in a stage when the platform asks it to stop (SIGTERM/SIGINT)."""

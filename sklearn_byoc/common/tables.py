@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from sklearn_byoc.common import cells, compat
+from sklearn_byoc.common.contract import HEADER_CHOICES
 from sklearn_byoc.common.errors import UserError
 
 log = logging.getLogger("tables")
@@ -54,7 +55,6 @@ PARQUET_EXTENSIONS = (".parquet", ".parq", ".pq")
 # in "part.00000" or "sales.2024-01-01" end no extension.
 _EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}")
 
-HEADER_CHOICES = ("auto", "present", "absent")
 
 # pandas reads a file whose name ends in .gz, .bz2, .zip, .xz, .zst or .tar as
 # compressed; a file that is not what its name says fails with these.
@@ -609,7 +609,7 @@ def _short(value, limit: int = 60) -> str:
 
 def _bad_target(option: str, value, expected: str, hint: str = "") -> UserError:
     """A bad target: a hyperparameter error for train, an option error for processing."""
-    from sklearn_byoc.common.contract import HyperparameterError
+    from sklearn_byoc.common.errors import HyperparameterError
 
     if option.startswith("-"):
         return UserError(f"{option} must be {expected}, got {value!r}"

@@ -4,7 +4,7 @@ The ``model`` hyperparameter picks one by short name, or names any
 scikit-learn-compatible estimator class by import path
 (``sklearn.svm.SVC``, ``my_package.models:MyEstimator``).  Every other
 hyperparameter that is a constructor parameter of the chosen estimator is
-passed to it, typed by ``train/settings.py`` from what the parameter takes
+passed to it, typed by ``train/hyperparameters.py`` from what the parameter takes
 (SageMaker delivers all hyperparameters as strings).
 """
 from __future__ import annotations
@@ -13,12 +13,12 @@ import difflib
 import importlib
 import inspect
 import logging
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from sklearn_byoc.common.contract import HyperparameterError
-from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.errors import HyperparameterError, UserError
+from sklearn_byoc.train.hyperparameters import (DEFAULT_MODEL, VALIDATE_METHOD, declared_constraints,
+                                                is_invalid_parameter)
 
 log = logging.getLogger("train")
 
@@ -72,7 +72,6 @@ MODELS = {
                     "k nearest neighbours"),
     ]
 }
-DEFAULT_MODEL = "gradient_boosting"
 
 
 def import_class(path: str) -> type:
@@ -136,67 +135,6 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
         for name, param in signature.parameters.items()
         if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
     }
-
-
-# -- what a parameter takes --------------------------------------------------------
-INT, FLOAT, BOOL, NONE, STR, JSON, ANY = "int", "float", "bool", "none", "str", "json", "any"
-_NAMED_CONSTRAINTS = {
-    "boolean": {BOOL}, "verbose": {INT, BOOL}, "random_state": {INT, NONE},
-    "array-like": {JSON}, "sparse matrix": set(), "nan": {FLOAT}, "cv_object": {INT, JSON},
-    "missing_values": {INT, FLOAT, STR, NONE}, "no_validation": {ANY},
-}
-
-
-def _constraint_kinds(constraint: Any) -> set[str]:
-    """What one of scikit-learn's parameter constraints lets a hyperparameter string be."""
-    if constraint is None:
-        return {NONE}
-    if isinstance(constraint, str):
-        return set(_NAMED_CONSTRAINTS.get(constraint, {ANY}))
-    kind = type(constraint).__name__
-    if kind == "Hidden":
-        return _constraint_kinds(getattr(constraint, "constraint", None))
-    if kind in ("Interval", "Options", "StrOptions"):
-        return _type_kinds(getattr(constraint, "type", None))
-    if inspect.isclass(constraint):
-        return _type_kinds(constraint)
-    if callable(constraint) or kind == "HasMethods":
-        return set()  # a function or an object: nothing a string can be
-    return {ANY}
-
-
-def _type_kinds(cls: Any) -> set[str]:
-    if not inspect.isclass(cls):
-        return {ANY}
-    if issubclass(cls, bool):
-        return {BOOL}
-    if issubclass(cls, numbers.Integral):
-        return {INT}
-    if issubclass(cls, numbers.Real):
-        return {FLOAT}
-    if issubclass(cls, str):
-        return {STR}
-    if issubclass(cls, (dict, list, tuple)):
-        return {JSON}
-    return set()
-
-
-def param_kinds(cls: type, key: str, default: Any) -> frozenset[str]:
-    """What parameter ``key`` of ``cls`` takes: from its declared constraints, else its default."""
-    constraints = getattr(cls, "_parameter_constraints", None)
-    if isinstance(constraints, dict) and isinstance(constraints.get(key), list):
-        kinds: set[str] = set()
-        for constraint in constraints[key]:
-            kinds |= _constraint_kinds(constraint)
-        if kinds:
-            return frozenset(kinds)
-    if isinstance(default, bool):
-        return frozenset({BOOL})
-    if isinstance(default, int):
-        return frozenset({INT})
-    if isinstance(default, float):
-        return frozenset({FLOAT})
-    return frozenset({ANY})
 
 
 def all_known_params() -> set[str]:
@@ -285,12 +223,12 @@ def build_estimator(spec: ModelSpec, task: str, settings) -> tuple[Any, dict[str
             from exc
     # scikit-learn checks parameters against the class's _parameter_constraints (1.2 on);
     # an estimator of the user's own that declares none is checked by its fit alone.
-    validate = getattr(estimator, "_validate_params", None)
-    if callable(validate) and isinstance(getattr(cls, "_parameter_constraints", None), dict):
+    validate = getattr(estimator, VALIDATE_METHOD, None)
+    if callable(validate) and declared_constraints(cls) is not None:
         try:
             validate()
         except (ValueError, TypeError) as exc:
-            if type(exc).__name__ == "InvalidParameterError":
+            if is_invalid_parameter(exc):
                 raise UserError(f"invalid hyperparameter: {exc}") from exc
             raise
     return estimator, chosen

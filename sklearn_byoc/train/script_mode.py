@@ -32,6 +32,7 @@ from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.failure import has_reason, out_of_memory_reason, write_reason
 from sklearn_byoc.common.logs import LOG_LEVEL_HYPERPARAMETER
 from sklearn_byoc.common.child_process import ChildResult, run_child
+from sklearn_byoc.train.hyperparameters import json_of
 from sklearn_byoc.train.user_code import (CodeFolder, describe_folder, install_requirements, locate_code,
                              requirement_files)
 
@@ -63,21 +64,6 @@ def is_script_mode(raw_hyperparameters: dict) -> bool:
 
 
 # -- hyperparameters -------------------------------------------------------------
-def decode_json(raw: Any) -> Any:
-    """A hyperparameter as its JSON value when it is JSON, else the text itself.
-
-    Framework estimators send ``json.dumps(value)`` (``"\\"abc\\""``, ``"0.1"``,
-    ``"true"``, ``"[1, 2]"``); the generic Estimator sends ``str(value)``
-    (``"abc"``, ``"True"``), which mostly is not JSON and stays as it is.
-    """
-    if not isinstance(raw, str):
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -89,7 +75,7 @@ def arg_text(raw: Any) -> str:
     (``1e-3`` stays ``1e-3``); booleans read ``True``/``False`` and JSON null
     an empty string, as the toolkit passes them; lists and objects are JSON.
     """
-    value = decode_json(raw)
+    value = json_of(raw)
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -235,8 +221,8 @@ def training_env(paths: Paths, raw_hyperparameters: dict[str, Any],
     Keys follow the toolkit's names so code reading SM_TRAINING_ENV works here.
     """
     user_raw, platform_raw = split_hyperparameters(raw_hyperparameters)
-    hyperparameters = {k: decode_json(v) for k, v in user_raw.items()}
-    platform = {k: decode_json(v) for k, v in platform_raw.items()}
+    hyperparameters = {k: json_of(v) for k, v in user_raw.items()}
+    platform = {k: json_of(v) for k, v in platform_raw.items()}
     hosts = [str(h) for h in resource_config.get("hosts") or []]
     current_host = str(resource_config.get("current_host") or (hosts[0] if hosts else "algo-1"))
     hosts = hosts or [current_host]
@@ -382,13 +368,13 @@ def finish(label: str, result: ChildResult, failure_files: Iterable[Path],
 def run_training(paths: Paths, raw_hyperparameters: dict[str, Any],
                  input_config: dict[str, dict]) -> None:
     """``train`` in script mode: fetch the code, install its requirements, run it."""
-    program_name = str(decode_json(raw_hyperparameters.get(PROGRAM_KEY)) or "").strip()
+    program_name = str(json_of(raw_hyperparameters.get(PROGRAM_KEY)) or "").strip()
     if not program_name:
         raise UserError(f"{PROGRAM_KEY} is empty; it must name the script to run "
                         "(the estimator's entry_point)")
-    submit = decode_json(raw_hyperparameters.get(SUBMIT_DIR_KEY))
+    submit = json_of(raw_hyperparameters.get(SUBMIT_DIR_KEY))
     submit = str(submit).strip() if submit is not None else ""
-    region = decode_json(raw_hyperparameters.get(REGION_KEY)) or None
+    region = json_of(raw_hyperparameters.get(REGION_KEY)) or None
     resource_config = read_json_file(paths.training_resourceconfig_file, default=None)
     if not isinstance(resource_config, dict):
         resource_config = {"current_host": "algo-1", "hosts": ["algo-1"]}

@@ -1,18 +1,7 @@
 """The built-in trainer: tabular CSV or Parquet in, a fitted scikit-learn pipeline out.
 
-Hyperparameters the trainer itself reads (everything else goes to the
-estimator; both are typed by ``train/settings.py``):
-
-==================== ===================================================
-``model``            estimator: a built-in name or an import path
-``target``           target column: name or 0-based index (default: see
-                     ``tables.default_target``)
-``task``             ``auto`` | ``classification`` | ``regression``
-``header``           ``auto`` | ``present`` | ``absent``
-``holdout_fraction`` held-out share when there is no validation channel
-``ignore_columns``   columns left out of the model: names or 0-based indexes
-``seed``             random seed for the hold-out split and the estimator
-==================== ===================================================
+Its hyperparameters arrive typed, as one :class:`hyperparameters.Settings`
+(``train/hyperparameters.py`` holds the table of the trainer's own keys).
 """
 from __future__ import annotations
 
@@ -25,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from sklearn_byoc.common import cells, compat
-from sklearn_byoc.common.contract import (HyperparameterError, Hyperparameters, Paths,
-                                          ResourceConfig)
+from sklearn_byoc.common.contract import Paths, ResourceConfig
 from sklearn_byoc.common.disk import writing
-from sklearn_byoc.common.errors import UserError
+from sklearn_byoc.common.errors import HyperparameterError, UserError
 from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
                                          metric_names, regression_metrics)
 from sklearn_byoc.common.model_files import (Column, Feature, ModelMetadata, library_versions,
@@ -37,7 +25,7 @@ from sklearn_byoc.common.tables import Table, conform_features, infer_task, read
     resolve_target
 from sklearn_byoc.train import data, small_data
 from sklearn_byoc.train.estimators import build_estimator, check_task
-from sklearn_byoc.train.settings import Settings, read_settings
+from sklearn_byoc.train.hyperparameters import Settings, is_invalid_parameter
 
 log = logging.getLogger("train")
 
@@ -222,12 +210,11 @@ def labels(y: pd.Series) -> pd.Series:
     return pd.Series(values, index=y.index, dtype=object)
 
 
-def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResult | None:
+def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResult | None:
     """Fit and save the model; None on a host that does not train."""
     started = time.monotonic()
     if not is_leader(paths, input_config):
         return None
-    settings = read_settings(hp)
     channels = data.choose_channels(paths, input_config)
     header = settings.header if settings.header != "auto" else channels.header
 
@@ -292,7 +279,7 @@ def train(paths: Paths, hp: Hyperparameters, input_config: dict) -> TrainingResu
     try:
         pipeline.fit(X_fit, y_fit)
     except (ValueError, TypeError) as exc:
-        if type(exc).__name__ == "InvalidParameterError":
+        if is_invalid_parameter(exc):
             raise UserError(f"invalid hyperparameter: {exc}") from exc
         raise
     log.info("fitted in %.2f s", time.monotonic() - fit_started)

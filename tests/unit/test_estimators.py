@@ -4,12 +4,11 @@ import logging
 import pandas as pd
 import pytest
 
-from sklearn_byoc.common.contract import HyperparameterError, Hyperparameters
+from sklearn_byoc.common.errors import HyperparameterError
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.train.estimators import (MODELS, build_estimator, check_task,
-                                           constructor_defaults, import_class, param_kinds,
-                                           resolve_model)
-from sklearn_byoc.train.settings import TRAINER_KEYS, read_settings, type_value
+                                           constructor_defaults, import_class, resolve_model)
+from sklearn_byoc.train.hyperparameters import TRAINER_KEYS, param_kinds, read_settings, type_value
 
 EXPECTED = {
     "gradient_boosting": ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
@@ -22,7 +21,7 @@ EXPECTED = {
 
 
 def settings_for(hyperparameters: dict):
-    return read_settings(Hyperparameters({k: str(v) for k, v in hyperparameters.items()}))
+    return read_settings({k: str(v) for k, v in hyperparameters.items()})
 
 
 def build(model: str, params: dict, task: str = "classification", seed: int = 7):
@@ -356,4 +355,4 @@ def test_type_value(raw, kinds, typed):
 
 def test_trainer_keys_are_the_documented_ones():
     assert set(TRAINER_KEYS) == {"model", "target", "task", "header", "holdout_fraction", "seed",
-                                 "ignore_columns", "validation_fraction"}
+                                 "ignore_columns"}

@@ -49,15 +49,6 @@ def test_arg_text_decodes_json_encoded_values(raw, expected):
     assert sm.arg_text(raw) == expected
 
 
-def test_decode_json_keeps_text_that_is_not_json():
-    assert sm.decode_json('"s3://b/k/sourcedir.tar.gz"') == "s3://b/k/sourcedir.tar.gz"
-    assert sm.decode_json("s3://b/k") == "s3://b/k"
-    assert sm.decode_json("0.5") == 0.5
-    assert sm.decode_json("[1,2]") == [1, 2]
-    assert sm.decode_json("{'a': 1}") == "{'a': 1}"  # str(dict) is not JSON
-    assert sm.decode_json(3) == 3
-
-
 def test_user_hyperparameters_exclude_sagemaker_keys_and_tuning_metric():
     raw = {"sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"s3://b/k"',
            "sagemaker_container_log_level": "20", "_tuning_objective_metric": "acc",

@@ -5,15 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn_byoc.common.contract import Hyperparameters
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.train import small_data
 from sklearn_byoc.train.estimators import build_estimator
-from sklearn_byoc.train.settings import read_settings
+from sklearn_byoc.train.hyperparameters import read_settings
 
 
 def estimator_for(hyperparameters: dict, task: str = "classification"):
-    settings = read_settings(Hyperparameters(hyperparameters))
+    settings = read_settings(hyperparameters)
     estimator, _ = build_estimator(settings.model, task, settings)
     return estimator, settings
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn_byoc.common.contract import HyperparameterError
+from sklearn_byoc.common.errors import HyperparameterError
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.tables import (infer_task, looks_like_header, read_folder, resolve_target,
                                         scan_folder)
