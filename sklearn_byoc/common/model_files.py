@@ -87,6 +87,8 @@ class ModelMetadata:
     # index in this list, the target's included); empty for models saved before.
     columns: list[Column] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    # A job on several instances: how many, and how the model used their rows.
+    hosts: dict | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -113,6 +115,7 @@ class ModelMetadata:
             "header": self.header,
             "columns": [c.to_json() for c in self.columns],
             "ignored_columns": list(self.ignored_columns),
+            **({"hosts": self.hosts} if self.hosts else {}),
         }
 
     @classmethod
@@ -133,6 +136,7 @@ class ModelMetadata:
                 columns=[Column(str(c["name"]), str(c["role"]))
                          for c in raw.get("columns") or []],
                 ignored_columns=[str(c) for c in raw.get("ignored_columns") or []],
+                hosts=raw.get("hosts") or None,
                 format_version=int(raw.get("format_version", FORMAT_VERSION)),
             )
         except (KeyError, TypeError, ValueError) as exc:

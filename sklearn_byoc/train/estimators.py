@@ -33,6 +33,8 @@ class ModelChoice:
     # The trainer's own defaults where scikit-learn's suit a library better than
     # a training job; a hyperparameter of the same name wins.
     defaults: tuple[tuple[str, object], ...] = ()
+    # The same, for the classifier only.
+    classifier_defaults: tuple[tuple[str, object], ...] = ()
 
     def estimator_class(self, task: str) -> type:
         return import_class(self.classifier if task == "classification" else self.regressor)
@@ -70,6 +72,13 @@ MODELS = {
                     "sklearn.neighbors.KNeighborsClassifier",
                     "sklearn.neighbors.KNeighborsRegressor", True,
                     "k nearest neighbours"),
+        ModelChoice("sgd",
+                    "sklearn.linear_model.SGDClassifier",
+                    "sklearn.linear_model.SGDRegressor", True,
+                    "linear model fitted by stochastic gradient descent: incremental, so on "
+                    "several instances it visits every instance's rows",
+                    # Logistic loss: probabilities for the metrics and for serve's output=all.
+                    classifier_defaults=(("loss", "log_loss"),)),
     ]
 }
 
@@ -102,6 +111,7 @@ class ModelSpec:
     scale_numeric: bool
     defaults: tuple[tuple[str, object], ...] = ()
     by_path: bool = False
+    classifier_defaults: tuple[tuple[str, object], ...] = ()
 
     def classes(self) -> list[type]:
         return list(dict.fromkeys(c for c in (self.classifier, self.regressor) if c is not None))
@@ -116,7 +126,7 @@ def resolve_model(name: str) -> ModelSpec:
         choice = MODELS[key]
         return ModelSpec(choice.name, choice.estimator_class("classification"),
                          choice.estimator_class("regression"), choice.scale_numeric,
-                         choice.defaults)
+                         choice.defaults, classifier_defaults=choice.classifier_defaults)
     if "." in name or ":" in name:
         cls = import_class(name.strip())
         # One class serves both tasks; check_task compares it with the task.
@@ -213,7 +223,8 @@ def build_estimator(spec: ModelSpec, task: str, settings) -> tuple[Any, dict[str
     # Use every core the instance has where the estimator can.
     if "n_jobs" in defaults and "n_jobs" not in chosen:
         chosen["n_jobs"] = -1
-    for key, value in spec.defaults:
+    own = spec.classifier_defaults if task == "classification" else ()
+    for key, value in spec.defaults + own:
         if key in defaults and key not in chosen:
             chosen[key] = value
     try:

@@ -273,6 +273,17 @@ TRAINER_KEYS: dict[str, TrainerKey] = {row.name: row for row in (
                _number_between(INT, 0, None)),
     TrainerKey("ignore_columns", "names or 0-based indexes", [],
                "columns left out of the model (comma-separated or a JSON list)", _columns),
+    TrainerKey("sample_rows", "integer >= 0", 0,
+               "several instances: the rows of the sample a model without a distributed form "
+               "is fitted on (0: as many as a quarter of the first instance's memory holds)",
+               _number_between(INT, 0, None)),
+    TrainerKey("epochs", "integer >= 1", 5,
+               "several instances: passes of an incremental model (sgd, or any estimator "
+               "with partial_fit) over every instance's rows", _number_between(INT, 1, None)),
+    TrainerKey("cluster_join_timeout", "seconds >= 1", 900,
+               "several instances: how long the first instance waits for the others to join "
+               "(their downloads of File-mode channels finish at different times)",
+               _number_between(INT, 1, None)),
 )}
 # validation_fraction is the estimator's when it has a parameter of that name
 # (HistGradientBoosting*, GradientBoosting*, SGD*, MLP*), and a deprecated name
@@ -388,6 +399,9 @@ class Settings:
     seed: int = 42
     # As given: names, or 0-based indexes, in the user's order.
     ignore_columns: list[str] = field(default_factory=list)
+    sample_rows: int = 0
+    epochs: int = 5
+    cluster_join_timeout: int = 900
     # Per estimator class: its typed parameters; and the per-class typing errors,
     # raised once the task picks that class.
     params: dict[type, dict[str, Any]] = field(default_factory=dict)

@@ -46,13 +46,15 @@ def uses_native_categories(estimator, settings: Settings) -> bool:
 
 
 def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], *, scale: bool,
-                   native_categories: bool = False, sparse: bool = False):
+                   native_categories: bool = False, sparse: bool = False,
+                   categories: dict[str, list] | None = None):
     """Imputation and encoding in front of ``model_step``, so the pipeline takes raw rows.
 
     Categorical columns become one-hot columns (sparse ones for a linear model),
     or, for an estimator with native categorical support, one code per column:
     five million rows with ten 20-level columns take 10 float64 columns instead
-    of 200.
+    of 200.  ``categories`` (column -> its levels) fixes the encoder's levels where the
+    rows it is fitted on are a sample of the data.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -61,6 +63,7 @@ def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], *, scale:
 
     numeric = [c for c in X.columns if kinds[c] == "numeric"]
     categorical = [c for c in X.columns if kinds[c] == "categorical"]
+    levels = {"categories": [categories[c] for c in categorical]} if categories else {}
     numeric_steps = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
@@ -70,12 +73,12 @@ def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], *, scale:
         # NaN, which the model treats as missing.
         encoder = compat.ordinal_encoder(int(getattr(model_step, "max_bins", 255)),
                                          handle_unknown="use_encoded_value",
-                                         unknown_value=np.nan)
+                                         unknown_value=np.nan, **levels)
         model_step.set_params(categorical_features=list(
             range(len(numeric), len(numeric) + len(categorical))) or None)
     else:
         encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=64,
-                                sparse_output=sparse)
+                                sparse_output=sparse, **levels)
     categorical_steps = [
         ("impute", SimpleImputer(strategy="constant", fill_value="missing",
                                  keep_empty_features=True)),
@@ -306,16 +309,22 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
         columns=input_columns(table, str(target)),
         ignored_columns=list(table.ignored),
     )
+    return save_result(paths, pipeline, metadata, objective, started)
+
+
+def save_result(paths: Paths, pipeline, metadata: ModelMetadata, objective: str,
+                started: float) -> TrainingResult:
+    """Write the model, its metadata and metrics.json; the metric lines to print."""
     remove_model(paths.model_dir)
     save_model(paths.model_dir, pipeline, metadata)
-    text = json.dumps({"objective": objective, **metrics}, indent=2) + "\n"
+    text = json.dumps({"objective": objective, **metadata.metrics}, indent=2) + "\n"
     with writing(paths.output_data_dir, "the metrics", needed=len(text.encode("utf-8")),
                  file="metrics.json"):
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         (paths.output_data_dir / "metrics.json").write_text(text, encoding="utf-8")
     log.info("wrote the model to %s in %.2f s overall", paths.model_dir,
              time.monotonic() - started)
-    return TrainingResult(metadata, metrics, metric_lines(metrics, objective))
+    return TrainingResult(metadata, metadata.metrics, metric_lines(metadata.metrics, objective))
 
 
 def _sort_key(value):

@@ -17,6 +17,7 @@ EXPECTED = {
     "decision_tree": ("DecisionTreeClassifier", "DecisionTreeRegressor"),
     "linear": ("LogisticRegression", "Ridge"),
     "knn": ("KNeighborsClassifier", "KNeighborsRegressor"),
+    "sgd": ("SGDClassifier", "SGDRegressor"),
 }
 
 
@@ -29,7 +30,7 @@ def build(model: str, params: dict, task: str = "classification", seed: int = 7)
     return build_estimator(settings.model, task, settings)
 
 
-def test_registry_holds_the_six_built_in_models():
+def test_registry_holds_the_seven_built_in_models():
     assert set(MODELS) == set(EXPECTED)
 
 
@@ -355,4 +356,13 @@ def test_type_value(raw, kinds, typed):
 
 def test_trainer_keys_are_the_documented_ones():
     assert set(TRAINER_KEYS) == {"model", "target", "task", "header", "holdout_fraction", "seed",
-                                 "ignore_columns"}
+                                 "ignore_columns", "sample_rows", "epochs",
+                                 "cluster_join_timeout"}
+
+
+def test_sgd_classifies_with_probabilities_and_regresses_with_its_own_loss():
+    classifier, params = build("sgd", {}, "classification")
+    assert classifier.loss == "log_loss" and hasattr(classifier, "predict_proba")
+    regressor, _ = build("sgd", {}, "regression")
+    assert regressor.loss == "squared_error"
+    assert build("sgd", {"loss": "hinge"}, "classification")[0].loss == "hinge"

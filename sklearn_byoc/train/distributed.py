@@ -1,0 +1,471 @@
+"""The built-in trainer on several hosts: the data stays where it was read, models and
+summaries move.
+
+Every step is a plain function run on each host against that host's ``store``
+(a dict that lives as long as the host's process) or on the leader with what the
+hosts returned.  :class:`Hosts` is all it needs of the cluster: run a function on
+every host, or on one.  ``train/cluster.py`` gives it with Dask; tests give it
+in-process with :class:`LocalHosts`.
+
+What the model needs to know of all the data, and how it is combined:
+
+============================  =====================================================
+row counts, class counts      exactly (sums)
+column kinds                  exactly: a column categorical on any host is categorical
+levels of categorical columns exactly (union of each host's level set), given to the
+                              encoder as its categories
+task (auto)                   exactly, from each host's distinct target values
+hold-out split                exactly the same rows whichever host reads them: a row is
+                              held out when a seeded hash of its values falls below the
+                              fraction (not stratified)
+numeric imputer's median,     approximately: from a uniform random sample of rows of all
+scaler's mean and deviation   hosts (the fit sample, at least 10,000 rows where the data
+                              has them): the median's rank error is about 1/sqrt(sample)
+accuracy, precision, recall,  exactly (confusion counts summed)
+F1, balanced accuracy
+log loss, mse, rmse, mae, r2  exactly (sums)
+AUC                           approximately: from per-class histograms of 1,000 score bins
+                              (scores within one bin count as ties), error below 0.001
+                              in practice
+============================  =====================================================
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+import pandas as pd
+
+from sklearn_byoc.common.errors import UserError
+
+log = logging.getLogger("train")
+
+# Models that fit their share of trees on each host.
+FOREST_MODELS = ("random_forest", "extra_trees")
+# The fewest rows the fit sample takes where the data has them (the preprocessing's
+# statistics come from it).
+MIN_SAMPLE_ROWS = 10_000
+AUC_BINS = 1000
+PROGRESS_EVERY = 5.0  # seconds between the leader's progress lines
+
+
+class Hosts(Protocol):
+    """The hosts of one job: ``each`` runs ``fn(store, *args, *per_host[host])`` on every host
+    at once and returns {host: result}; ``on`` runs ``fn(store, *args)`` on one host."""
+
+    names: tuple[str, ...]
+
+    def each(self, fn: Callable, *args: Any,
+             per_host: dict[str, tuple] | None = None) -> dict[str, Any]: ...
+
+    def on(self, host: str, fn: Callable, *args: Any) -> Any: ...
+
+
+class LocalHosts:
+    """Hosts in this process, one store each (tests, and the reference for the Dask glue)."""
+
+    def __init__(self, names: Iterable[str]):
+        self.names = tuple(names)
+        self.stores: dict[str, dict] = {name: {} for name in self.names}
+
+    def each(self, fn: Callable, *args: Any,
+             per_host: dict[str, tuple] | None = None) -> dict[str, Any]:
+        return {name: fn(self.stores[name], *args, *(per_host or {}).get(name, ()))
+                for name in self.names}
+
+    def on(self, host: str, fn: Callable, *args: Any) -> Any:
+        return fn(self.stores[host], *args)
+
+
+class Progress:
+    """The leader's "still alive" lines: at most one every few seconds, and the last."""
+
+    def __init__(self, what: str, total: int, every: float = PROGRESS_EVERY):
+        self.what, self.total, self.every = what, total, every
+        self.done, self.last = 0, time.monotonic()
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done >= self.total:
+            log.info("progress: %s %d of %d", self.what, self.done, self.total)
+            self.last = now
+
+
+# -- per host: read, then type like every other host ---------------------------------------
+@dataclass
+class ShareSummary:
+    """What a host tells the leader about the rows it read."""
+
+    rows: int
+    columns: list[str]
+    kinds: dict[str, str]
+    target: str | None
+    has_header: bool = True
+    all_columns: list[str] = field(default_factory=list)  # before ignore_columns
+    ignored: list[str] = field(default_factory=list)
+    target_numeric: bool = True
+    # Up to 21 distinct target values (task=auto needs to know "more than 20").
+    target_values: list = field(default_factory=list)
+    validation_rows: int = 0
+
+
+def read_share(store: dict, settings, has_validation: bool) -> ShareSummary:
+    """Read this host's share of the training (and validation) channel into ``store``.
+
+    ``store["read"](role)``, set where the host starts, returns this host's rows of the
+    channel of that role ("training" or "validation") as a typed :class:`Table`."""
+    from sklearn_byoc.common.tables import resolve_target
+    from sklearn_byoc.train import data
+
+    read = store["read"]
+    table = read("training")
+    store["table"] = table
+    columns = [str(c) for c in table.frame.columns]
+    if not len(table.frame):
+        store.update(X=None, y=None)
+        return ShareSummary(0, columns, {}, None, table.has_header, list(table.all_columns),
+                            list(table.ignored))
+    target = resolve_target(table, settings.target)
+    X, y = data.split_xy(table, target, "training")
+    store.update(X=X, y=y, target=target)
+    present = y.dropna()
+    numeric = bool(pd.api.types.is_numeric_dtype(present)
+                   and not pd.api.types.is_bool_dtype(present))
+    summary = ShareSummary(len(X), columns, data.feature_kinds(X), target, table.has_header,
+                           list(table.all_columns), list(table.ignored), numeric,
+                           list(pd.unique(present)[:21]))
+    if has_validation:
+        val = read("validation")
+        store["val_table"] = val
+        summary.validation_rows = len(val.frame)
+    return summary
+
+
+@dataclass
+class Plan:
+    """What the leader decided from every host's summary, sent back to each."""
+
+    target: str
+    task: str
+    kinds: dict[str, str]
+    columns: list[str]  # feature columns, in file order
+    holdout_fraction: float | None  # None: the validation channel is the hold-out
+    seed: int
+
+
+def plan(summaries: dict[str, ShareSummary], settings, has_validation: bool) -> Plan:
+    """The target, task and column kinds of the whole data."""
+    from sklearn_byoc.common.tables import infer_task
+
+    with_rows = {h: s for h, s in summaries.items() if s.rows}
+    if not with_rows:
+        raise UserError("no host read any training rows: the training channel is empty on "
+                        "every instance")
+    first = next(iter(with_rows.values()))
+    targets = {s.target for s in with_rows.values()}
+    if len(targets) > 1:
+        raise UserError(f"the hosts' data disagree on the target column ({sorted(targets)}): "
+                        "every file of the channel must have the same columns")
+    for host, summary in with_rows.items():
+        if summary.columns != first.columns:
+            raise UserError(f"the data {host} read has the columns {summary.columns[:20]}, "
+                            f"others have {first.columns[:20]}: every file of the channel "
+                            "must have the same columns")
+    kinds = {}
+    for name in first.kinds:
+        seen = {s.kinds[name] for s in with_rows.values()}
+        kinds[name] = "categorical" if "categorical" in seen else "numeric"
+    if settings.task != "auto":
+        task = settings.task
+    elif not all(s.target_numeric for s in with_rows.values()):
+        task = "classification"
+    else:
+        values = pd.unique(pd.Series([v for s in with_rows.values() for v in s.target_values]))
+        task = infer_task(pd.Series(values[:21]))
+    return Plan(first.target, task, kinds, list(first.kinds),
+                None if has_validation else settings.holdout_fraction, settings.seed)
+
+
+def heldout_mask(X: pd.DataFrame, y: pd.Series, kinds: dict[str, str], fraction: float,
+                 seed: int) -> np.ndarray:
+    """Which rows the hold-out takes: a seeded hash of each row's typed values, so a row
+    lands on the same side whichever host reads it."""
+    canonical = pd.DataFrame({
+        name: (X[name].astype("float64") if kinds[name] == "numeric" else X[name].astype(str))
+        for name in X.columns})
+    canonical["__target__"] = y.astype(str).to_numpy()
+    hashes = pd.util.hash_pandas_object(canonical, index=False).to_numpy(dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        mixed = (hashes ^ np.uint64(seed)) * np.uint64(0x9E3779B97F4A7C15)
+        mixed ^= mixed >> np.uint64(31)
+    return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53) < fraction
+
+
+@dataclass
+class Prepared:
+    """A host's rows once typed and split: counts the leader adds up."""
+
+    fit_rows: int
+    heldout_rows: int
+    class_counts: dict = field(default_factory=dict)
+    levels: dict[str, list] = field(default_factory=dict)  # categorical column -> its levels
+    missing: dict[str, bool] = field(default_factory=dict)  # categorical column -> any missing
+
+
+def prepare_share(store: dict, plan_: Plan) -> Prepared:
+    """Type this host's rows as the whole data is typed, and split off its hold-out rows."""
+    from sklearn_byoc.common.tables import conform_features
+    from sklearn_byoc.train import data
+    from sklearn_byoc.train.trainer import labels
+
+    table, X, y = store.get("table"), store.get("X"), store.get("y")
+    if X is None:
+        empty = pd.DataFrame({c: pd.Series(dtype="float64" if plan_.kinds[c] == "numeric"
+                                           else object) for c in plan_.columns})
+        store.update(X_fit=empty, y_fit=pd.Series(dtype=object), X_val=empty,
+                     y_val=pd.Series(dtype=object))
+        store.pop("table", None)
+        return Prepared(0, _validation_rows(store, plan_))
+    X = conform_features(X[plan_.columns], plan_.kinds, table, "training data")
+    if plan_.task == "classification":
+        y = labels(y)
+    if plan_.holdout_fraction is None:
+        X_fit, y_fit = X, y
+        val = store.pop("val_table")
+        X_val, y_val = data.split_xy(val, plan_.target, "validation")
+        X_val = conform_features(data.align_validation(X_val, X, table.files[0].parent
+                                                       if table.files else None),
+                                 plan_.kinds, val, "validation data")
+        if plan_.task == "classification":
+            y_val = labels(y_val)
+    else:
+        held = heldout_mask(X, y, plan_.kinds, plan_.holdout_fraction, plan_.seed)
+        X_fit, y_fit, X_val, y_val = X[~held], y[~held], X[held], y[held]
+    # The full frame is dropped once the split is made: the host keeps each row once.
+    for key in ("table", "X", "y"):
+        store.pop(key, None)
+    store.update(X_fit=X_fit, y_fit=y_fit, X_val=X_val, y_val=y_val)
+    prepared = Prepared(len(X_fit), len(X_val))
+    if plan_.task == "classification":
+        prepared.class_counts = {k: int(v) for k, v in y_fit.value_counts().items()}
+    for name, kind in plan_.kinds.items():
+        if kind == "categorical":
+            column = X_fit[name]
+            prepared.levels[name] = [v for v in pd.unique(column.dropna())]
+            prepared.missing[name] = bool(column.isna().any())
+    return prepared
+
+
+def _validation_rows(store: dict, plan_: Plan) -> int:
+    """A host with no training rows may still hold validation rows."""
+    val = store.pop("val_table", None)
+    if val is None or not len(val.frame):
+        return 0
+    raise UserError("a host holds validation rows but no training rows: give the validation "
+                    "channel the same distribution as the training channel")
+
+
+# -- the sample --------------------------------------------------------------------------------
+def draw_sample(store: dict, share: float, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    """This host's rows of a uniform random sample of all the fit rows: each row is taken
+    with probability ``share``."""
+    X, y = store["X_fit"], store["y_fit"]
+    if share >= 1.0 or not len(X):
+        return X, y
+    take = np.random.default_rng(seed).random(len(X)) < share
+    return X[take], y[take]
+
+
+def sample_size(total_rows: int, bytes_per_row: float, budget: int | None,
+                sample_rows: int | None) -> int:
+    """How many rows the leader fits on: ``sample_rows`` when given, else as many as a
+    quarter of its memory budget holds (a fit takes several times its data), at least
+    :data:`MIN_SAMPLE_ROWS`."""
+    if sample_rows:
+        return min(total_rows, sample_rows)
+    if budget is None or bytes_per_row <= 0:
+        return total_rows
+    fits = int(budget / 4 / bytes_per_row)
+    return min(total_rows, max(MIN_SAMPLE_ROWS, fits))
+
+
+def bytes_per_row(store: dict) -> float:
+    X = store.get("X_fit")
+    if X is None or not len(X):
+        return 0.0
+    return float(X.memory_usage(deep=True).sum()) / len(X)
+
+
+# -- models on many hosts ----------------------------------------------------------------------
+def forest_shares(n_estimators: int, rows: dict[str, int]) -> dict[str, int]:
+    """Trees per host, in proportion to its rows (largest remainders; a host without rows
+    fits none)."""
+    total = sum(rows.values())
+    exact = {h: n_estimators * r / total for h, r in rows.items()}
+    shares = {h: int(math.floor(v)) for h, v in exact.items()}
+    left = n_estimators - sum(shares.values())
+    for host in sorted(exact, key=lambda h: (shares[h] - exact[h], h))[:left]:
+        shares[host] += 1
+    return shares
+
+
+def fit_forest_share(store: dict, preprocess, forest, classes: list | None, n_trees: int,
+                     seed: int):
+    """This host's trees, fitted on its own rows.
+
+    A host whose rows lack some classes gets one row of each missing class with weight 0, so
+    its trees have the output shape of every class and the weights of its own rows."""
+    from sklearn.base import clone
+
+    X, y = store["X_fit"], store["y_fit"]
+    if n_trees == 0 or not len(X):
+        return None
+    weights = None
+    if classes is not None:
+        missing = [c for c in classes if c not in set(pd.unique(y))]
+        if missing:
+            X = pd.concat([X, X.iloc[[0] * len(missing)]], ignore_index=True)
+            y = pd.concat([y.reset_index(drop=True), pd.Series(missing, dtype=y.dtype)],
+                          ignore_index=True)
+            weights = np.r_[np.ones(len(y) - len(missing)), np.zeros(len(missing))]
+    model = clone(forest).set_params(n_estimators=n_trees, random_state=seed)
+    model.fit(preprocess.transform(X), y.to_numpy(), sample_weight=weights)
+    return model
+
+
+def merge_forests(parts: list, n_estimators: int):
+    """One forest of every host's trees: an ordinary scikit-learn forest for serving."""
+    parts = [p for p in parts if p is not None]
+    merged = parts[0]
+    merged.estimators_ = [tree for part in parts for tree in part.estimators_]
+    merged.n_estimators = len(merged.estimators_)
+    assert merged.n_estimators == n_estimators, (merged.n_estimators, n_estimators)
+    return merged
+
+
+def partial_fit_share(store: dict, preprocess, model, classes: list | None, epoch: int,
+                      seed: int, batch_rows: int = 10_000):
+    """One pass of ``model.partial_fit`` over this host's rows, in seeded shuffled batches."""
+    X, y = store["X_fit"], store["y_fit"]
+    if not len(X):
+        return model
+    order = np.random.default_rng([seed, epoch]).permutation(len(X))
+    for start in range(0, len(order), batch_rows):
+        rows = order[start:start + batch_rows]
+        Xt = preprocess.transform(X.iloc[rows])
+        if classes is not None:
+            model.partial_fit(Xt, y.iloc[rows].to_numpy(), classes=np.asarray(classes,
+                                                                              dtype=object))
+        else:
+            model.partial_fit(Xt, y.iloc[rows].to_numpy())
+    return model
+
+
+# -- metrics that add up -----------------------------------------------------------------------
+def score_share(store: dict, pipeline, task: str, classes: list | None, split: str,
+                limit: int | None, seed: int) -> dict:
+    """Sums over this host's rows of one split from which the leader makes the metrics."""
+    X, y = (store["X_val"], store["y_val"]) if split == "validation" else \
+        (store["X_fit"], store["y_fit"])
+    if limit is not None and len(X) > limit:
+        rows = np.sort(np.random.default_rng(seed).choice(len(X), limit, replace=False))
+        X, y = X.iloc[rows], y.iloc[rows]
+    if not len(X):
+        return {"rows": 0}
+    if task == "regression":
+        truth = y.to_numpy(dtype=float)
+        error = pipeline.predict(X).astype(float) - truth
+        return {"rows": len(truth), "se": float(np.sum(error ** 2)),
+                "ae": float(np.sum(np.abs(error))), "y": float(np.sum(truth)),
+                "yy": float(np.sum(truth ** 2))}
+    from sklearn_byoc.common.metrics import label_codes
+
+    k = len(classes)
+    proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
+    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if proba is not None \
+        else pipeline.predict(X)
+    true_codes, pred_codes = label_codes(y, predicted, classes)
+    known = true_codes < k
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (true_codes[known], np.minimum(pred_codes[known], k - 1)), 1)
+    out = {"rows": len(y), "counts": counts, "unknown": int((~known).sum())}
+    if proba is not None:
+        p_true = np.clip(proba[known, true_codes[known]], 1e-15, 1.0)
+        out["log_loss"] = float(-np.sum(np.log(p_true)))
+        bins = np.minimum((proba[known] * AUC_BINS).astype(np.int64), AUC_BINS - 1)
+        # For class j: the score histograms of rows of class j and of the other rows.
+        hist = np.zeros((k, 2, AUC_BINS), dtype=np.int64)
+        for j in range(k):
+            is_j = true_codes[known] == j
+            hist[j, 0] = np.bincount(bins[is_j, j], minlength=AUC_BINS)
+            hist[j, 1] = np.bincount(bins[~is_j, j], minlength=AUC_BINS)
+        out["hist"] = hist
+    return out
+
+
+def _add(parts: list[dict]) -> dict:
+    total: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total[key] + value if key in total else value
+    return total
+
+
+def _auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    """The area under the ROC curve from two score histograms (ties within a bin: half)."""
+    n_pos, n_neg = positive.sum(), negative.sum()
+    if not n_pos or not n_neg:
+        return None
+    below = np.cumsum(negative) - negative  # negatives in lower bins
+    wins = float(np.sum(positive * below) + 0.5 * np.sum(positive * negative))
+    return wins / (float(n_pos) * float(n_neg))
+
+
+def combine_scores(parts: list[dict], task: str, classes: list | None) -> dict[str, float]:
+    """The metric lines' values from every host's sums (the names one host prints)."""
+    total = _add([p for p in parts if p.get("rows")])
+    if not total.get("rows"):
+        return {}
+    n = total["rows"]
+    if task == "regression":
+        mse = total["se"] / n
+        out = {"mse": mse, "rmse": math.sqrt(mse), "mae": total["ae"] / n}
+        if n > 1:
+            variance = total["yy"] - total["y"] ** 2 / n
+            if variance > 0:
+                out["r2"] = 1.0 - total["se"] / variance
+        return {k: float(v) for k, v in out.items() if math.isfinite(v)}
+    counts = total["counts"].astype(float)
+    k = len(classes)
+    diagonal = np.diag(counts)
+    support, predicted = counts.sum(axis=1), counts.sum(axis=0)
+    recall = np.divide(diagonal, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(diagonal, predicted, out=np.zeros(k), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
+                   where=precision + recall > 0)
+    # Binary: the positive class (classes[1]); otherwise the macro average.
+    scored = [1] if k == 2 else list(range(k))
+    out = {"accuracy": diagonal.sum() / n,
+           "balanced_accuracy": float(np.mean(recall[support > 0])),
+           "precision": float(np.mean(precision[scored])),
+           "recall": float(np.mean(recall[scored])),
+           "f1": float(np.mean(f1[scored]))}
+    present = int((support > 0).sum())
+    if "hist" in total and present > 1 and not total.get("unknown"):
+        hist = total["hist"]
+        if k == 2:
+            auc = _auc(hist[1, 0], hist[1, 1])
+        elif present == k:
+            values = [_auc(hist[j, 0], hist[j, 1]) for j in range(k)]
+            auc = float(np.mean(values)) if None not in values else None
+        else:
+            auc = None
+        if auc is not None:
+            out["auc"] = auc
+        out["log_loss"] = total["log_loss"] / n
+    return {k_: float(v) for k_, v in out.items() if math.isfinite(float(v))}
