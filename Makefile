@@ -9,6 +9,14 @@ PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_
 # The venv remembers which Python made it: another Python gets a new venv.
 PYTHON_STAMP := $(VENV)/.python-$(PYTHON_VERSION)
 
+# Every variable a target reads. One given on the command line that none reads
+# (HP misspelt as HPS, say) is refused rather than silently ignored.
+VARIABLES := PYTHON VENV DATA TARGET MODEL WORKDIR HP BUSY PYTEST_ARGS SKLEARN SKLEARN_LINES \
+  IMAGE
+UNUSED := $(strip $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),\
+  $(if $(filter $(v),$(VARIABLES)),,$(v)))))
+$(if $(UNUSED),$(error no target uses $(UNUSED): the variables are $(VARIABLES)))
+
 .PHONY: demo test test-busy test-fast test-lines bench image locks pipeline-tools clean
 
 # The older scikit-learn lines the image can be built for (the Dockerfile's
@@ -57,9 +65,13 @@ $(BIN)/.dev: $(VENV)/pins.txt requirements-dev.txt requirements-pipeline.txt
 	touch $@
 
 ## demo: prepare -> train -> evaluate -> batch transform -> serve, on the bundled
-## data or on yours: make demo DATA=path/to/my.csv TARGET=label
+## data or on yours: make demo DATA=path/to/my.csv TARGET=label, with any
+## hyperparameter: HP="ignore_columns=patient_id max_depth=6"; MODEL=random_forest;
+## WORKDIR=work/mine
 demo: $(BIN)/.runtime
-	$(BIN)/python scripts/demo.py $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)")
+	$(BIN)/python scripts/demo.py $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
+	  $(if $(MODEL),--model "$(MODEL)") $(if $(WORKDIR),--workdir "$(WORKDIR)") \
+	  $(if $(HP),--hyperparameters '$(HP)')
 
 ## pipeline-tools: what pipeline.py needs (the SageMaker Python SDK v2, moto's S3 server)
 pipeline-tools: $(BIN)/.pipeline

@@ -99,7 +99,8 @@ def processing_job(work: Path, data: Path, target: str | None) -> tuple[Path, li
     return base / "processing" / "output", args
 
 
-def training_job(work: Path, splits: Path, model: str, target: str) -> tuple[Path, dict]:
+def training_job(work: Path, splits: Path, model: str, target: str,
+                 hyperparameters: dict[str, str] | None = None) -> tuple[Path, dict]:
     base = work / "training-job"
     config = base / "input" / "config"
     config.mkdir(parents=True)
@@ -110,8 +111,8 @@ def training_job(work: Path, splits: Path, model: str, target: str) -> tuple[Pat
                              "S3DistributionType": "FullyReplicated",
                              "RecordWrapperType": "None"}
     # SageMaker writes every hyperparameter as a string.
-    (config / "hyperparameters.json").write_text(json.dumps({"model": model,
-                                                             "target": target}))
+    (config / "hyperparameters.json").write_text(json.dumps(
+        {"model": model, "target": target, **(hyperparameters or {})}))
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
     (config / "resourceconfig.json").write_text(json.dumps(
         {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}))
@@ -231,6 +232,22 @@ def report_lines(report: dict) -> list[str]:
     return lines
 
 
+def hyperparameter_pairs(text: str) -> dict[str, str]:
+    """'a=1 b="x y"' as {"a": "1", "b": "x y"}: values stay text, as SageMaker sends them."""
+    pairs = {}
+    for item in shlex.split(text):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not KEY=VALUE; write hyperparameters as 'max_depth=6 "
+                "ignore_columns=id'")
+        if key in ("model", "target"):
+            raise argparse.ArgumentTypeError(f"give {key} with --{key} (make demo: "
+                                             f"{key.upper()}=...), not among the hyperparameters")
+        pairs[key] = value
+    return pairs
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/demo.py", description=__doc__.split("\n\n")[0],
@@ -244,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "churn for the bundled data, else the first column")
     parser.add_argument("--model", default="gradient_boosting",
                         help="the train stage's 'model' hyperparameter (default: %(default)s)")
+    parser.add_argument("--hyperparameters", type=hyperparameter_pairs, default={},
+                        metavar="'KEY=VALUE ...'",
+                        help="more hyperparameters of the training job, e.g. "
+                             "'ignore_columns=patient_id max_depth=6' (train --help lists the "
+                             "trainer's own; any other goes to the estimator)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "work" / "demo",
                         help="where the stages' trees go; emptied first (default: work/demo)")
     return parser
@@ -268,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = json.loads((splits / "problem" / "problem.json").read_text())
     target = problem["target"]
     classification = problem["task"] == "classification"
-    tarball, metrics = training_job(work, splits, args.model, target)
+    tarball, metrics = training_job(work, splits, args.model, target, args.hyperparameters)
     evaluation, evaluate_args = evaluation_job(work, work / "training-job" / "model", splits)
     report = json.loads((evaluation / "evaluation.json").read_text())
 

@@ -38,11 +38,12 @@ def own_data(path: Path, seed: int = 3, n: int = 700) -> Path:
     return path
 
 
-def run_demo(tmp_path: Path, target: str) -> tuple[str, Path]:
+def run_demo(tmp_path: Path, target: str, *more: str) -> tuple[str, Path]:
     data = own_data(tmp_path / "my flats.csv")
     work = tmp_path / "demo"
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"),
-                             "--data", str(data), "--target", target, "--workdir", str(work)],
+                             "--data", str(data), "--target", target, "--workdir", str(work),
+                             *more],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout, work
@@ -59,12 +60,15 @@ def rerun_commands(out: str) -> dict[str, str]:
     return dict(re.findall(r"^(prepare|train|evaluate|serve):\s+(.+)$", section, re.M))
 
 
-@pytest.mark.parametrize("target, section, problem_type", [
-    ("size class", "multiclass_classification_metrics", "MulticlassClassification"),
-    ("price €", "regression_metrics", "Regression"),
+@pytest.mark.parametrize("target, section, problem_type, hyperparameters", [
+    ("size class", "multiclass_classification_metrics", "MulticlassClassification", ""),
+    ("price €", "regression_metrics", "Regression", "ignore_columns=built-year max_iter=50"),
 ])
-def test_demo_on_a_file_of_ones_own(tmp_path, target, section, problem_type):
-    out, work = run_demo(tmp_path, target)
+def test_demo_on_a_file_of_ones_own(tmp_path, target, section, problem_type, hyperparameters):
+    out, work = run_demo(tmp_path, target, "--hyperparameters", hyperparameters)
+    metadata = json.loads((work / "training-job" / "model" / "metadata.json").read_text())
+    assert metadata["ignored_columns"] == (["built-year"] if hyperparameters else [])
+    assert metadata["params"].get("max_iter") == (50 if hyperparameters else None)
     assert f"target:                    {target}" in out
     assert f"problem type:              {problem_type}" in out
 

@@ -104,3 +104,25 @@ def test_clean_removes_the_venv(tmp_path):
     assert f"rm -rf work .pytest_cache {tmp_path / 'venv'}" in result.stdout
     # The default venv too.
     assert "rm -rf work .pytest_cache .venv" in make("clean").stdout
+
+
+def test_a_variable_no_target_uses_is_refused_in_one_line(tmp_path):
+    result = make("demo", "HPS=max_depth=6", f"VENV={tmp_path / 'venv'}")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "no target uses HPS" in lines[0] and " HP " in lines[0]
+
+
+def test_demo_passes_model_workdir_and_any_hyperparameter_on(tmp_path):
+    result = make("demo", "DATA=my.csv", "TARGET=label", "MODEL=random_forest",
+                  "WORKDIR=work/mine", "HP=ignore_columns=patient_id max_depth=6",
+                  f"VENV={tmp_path / 'venv'}")
+    assert result.returncode == 0, result.stderr
+    command = [line for line in result.stdout.splitlines() if "scripts/demo.py" in line]
+    assert command, result.stdout
+    joined = " ".join(result.stdout.split("\\\n"))
+    for part in ('--data "my.csv"', '--target "label"', '--model "random_forest"',
+                 '--workdir "work/mine"',
+                 "--hyperparameters 'ignore_columns=patient_id max_depth=6'"):
+        assert part in joined, joined
