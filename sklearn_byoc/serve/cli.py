@@ -30,8 +30,26 @@ from sklearn_byoc.common.logs import LOG_LEVEL_ENV, configure_logging, log_level
 log = logging.getLogger("serve")
 
 
+DESCRIPTION = """\
+Serve the model over HTTP: GET /ping, POST /invocations (SageMaker starts the image with
+the command "serve"). The model is read once, at start, from /opt/ml/model
+($SAGEMAKER_BASE_DIR/model when SAGEMAKER_BASE_DIR is set, or $SAGEMAKER_MODEL_DIR): the
+files a training job wrote (model.joblib, metadata.json), a bare model.joblib or .pkl,
+or your own code (code/ with model_fn)."""
+
+
+def help_epilog() -> str:
+    from sklearn_byoc.serve.config import ENVIRONMENT
+
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    return "environment settings:\n" + "\n".join(
+        f"  {name:<{width}}  {what}" for name, what in ENVIRONMENT)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="serve", description="Serve the model over HTTP.")
+    parser = argparse.ArgumentParser(prog="serve", description=DESCRIPTION,
+                                     epilog=help_epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", choices=["serve"], help=argparse.SUPPRESS)
     parser.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=None,

@@ -1,18 +1,6 @@
 """Serving settings, from the environment SageMaker (or the user) sets.
 
-=========================================== ===========================================
-``SAGEMAKER_BIND_TO_PORT``                  port to listen on (default 8080)
-``SAGEMAKER_MODEL_SERVER_WORKERS``          worker processes (default: one per CPU)
-``SAGEMAKER_MODEL_SERVER_THREADS``          threads per worker (default 4)
-``SAGEMAKER_MODEL_SERVER_TIMEOUT``          seconds a request may take (default 60)
-``SAGEMAKER_MAX_PAYLOAD_IN_MB``             largest request body (default 6; serverless 4)
-``SAGEMAKER_BATCH``                         set by batch transform jobs
-``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``    answer format when Accept is missing or */*
-``SAGEMAKER_INFERENCE_OUTPUT``              default output: label, probabilities or all
-``SAGEMAKER_MODEL_DIR``                     model folder (default <base>/model)
-``SAGEMAKER_MULTI_MODEL``                   ``true``: a multi-model endpoint (serve/multi_model.py)
-``SAGEMAKER_SERVERLESS``                    ``true``: serverless defaults (1 worker, 4 MB payloads)
-=========================================== ===========================================
+:data:`ENVIRONMENT` lists every variable serve reads; ``serve --help`` prints it.
 """
 from __future__ import annotations
 
@@ -32,6 +20,29 @@ SERVERLESS_MAX_PAYLOAD_MB = 4  # serverless endpoints cap payloads at 4 MB
 # Batch transform: MaxConcurrentTransforms x MaxPayloadInMB must not pass 100.
 BATCH_BUDGET_MB = 100
 KEEPALIVE_SECONDS = 75  # longer than the 60 s idle timeout of pooling clients
+
+# Every environment variable serve reads, with what it sets: ``serve --help`` prints this
+# table, and tests/unit/test_serve_help.py fails when serve reads one it does not list.
+ENVIRONMENT = (
+    ("SAGEMAKER_BASE_DIR", "the tree that stands for /opt/ml (the model: <base>/model)"),
+    ("SAGEMAKER_MODEL_DIR", "the model folder itself (default <base>/model)"),
+    ("SAGEMAKER_BIND_TO_PORT", f"port to listen on (default {DEFAULT_PORT})"),
+    ("SAGEMAKER_MODEL_SERVER_WORKERS", "worker processes (default: one per CPU)"),
+    ("SAGEMAKER_MODEL_SERVER_THREADS", f"threads per worker (default {DEFAULT_THREADS})"),
+    ("SAGEMAKER_MODEL_SERVER_TIMEOUT", f"seconds a request may take (default {DEFAULT_TIMEOUT})"),
+    ("SAGEMAKER_MAX_PAYLOAD_IN_MB", f"largest request body (default {DEFAULT_MAX_PAYLOAD_MB}; "
+                                    f"serverless {SERVERLESS_MAX_PAYLOAD_MB})"),
+    ("SAGEMAKER_BATCH", "true: a batch transform job"),
+    ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "answer format when Accept is missing or */*"),
+    ("SAGEMAKER_INFERENCE_OUTPUT", "default output: label, probabilities or all"),
+    ("SAGEMAKER_MULTI_MODEL", "true: a multi-model endpoint (models load on POST /models)"),
+    ("SAGEMAKER_MULTI_MODEL_MEMORY_MB", "multi-model: memory budget per worker"),
+    ("SAGEMAKER_SERVERLESS", "true: serverless defaults (1 worker, 4 MB payloads)"),
+    ("SAGEMAKER_PROGRAM", "your inference code's file (model_fn, input_fn, ...)"),
+    ("SAGEMAKER_SUBMIT_DIRECTORY", "where that code is: a folder, a .tar.gz or s3:// URL"),
+    ("SAGEMAKER_MAX_ARCHIVE_BYTES", "largest unpacked code archive"),
+    ("SAGEMAKER_CONTAINER_LOG_LEVEL", "10 (DEBUG), 20 (INFO, the default), 30, 40, or a name"),
+)
 
 
 @dataclass(frozen=True)
