@@ -30,6 +30,17 @@ class HyperparameterError(UserError):
         message = f"hyperparameter '{key}' must be {expected}, got {value!r}"
         super().__init__(message + (f"; {hint}" if hint else ""))
 
+    def __reduce__(self):
+        # Raised on another host of a job and sent to the first one, pickled.
+        return _hyperparameter_error, (self.key, str(self))
+
+
+def _hyperparameter_error(key: str, message: str) -> HyperparameterError:
+    error = HyperparameterError.__new__(HyperparameterError)
+    UserError.__init__(error, message)
+    error.key = key
+    return error
+
 
 class StageStopped(Exception):
     """Raised in a stage when the platform asks it to stop (SIGTERM/SIGINT)."""

@@ -220,3 +220,14 @@ def test_constraints_give_what_a_parameter_takes():
     assert hp.BOOL in hp.param_kinds(HistGradientBoostingClassifier, "early_stopping", "auto")
     assert hp.STR in hp.param_kinds(HistGradientBoostingClassifier, "early_stopping", "auto")
     assert hp.FLOAT in hp.param_kinds(RandomForestRegressor, "max_features", 1.0)
+
+
+def test_an_error_raised_on_another_host_arrives_whole():
+    import pickle
+
+    error = HyperparameterError("max_depth", "deep", "an integer", hint="see train --help")
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is HyperparameterError and str(again) == str(error)
+    assert again.key == "max_depth" and again.status == 400
+    user = pickle.loads(pickle.dumps(UserError("bad", status=413)))
+    assert str(user) == "bad"
