@@ -83,13 +83,26 @@ def _plain(column: pd.Series) -> tuple[pd.Series | None, str | None]:
     return None, f"{dtype} values"
 
 
-def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
-    """One Parquet file as a frame, and its columns of a type no estimator takes."""
+def row_group_rows(path: Path) -> list[int]:
+    """The rows of each row group of a Parquet file, from its footer alone."""
+    fastparquet = _fastparquet()
+    try:
+        with path.open("rb") as handle:
+            return [group.num_rows for group in fastparquet.ParquetFile(handle).row_groups]
+    except Exception as exc:  # noqa: BLE001 - any failure to decode is the file's
+        raise _unreadable(path, exc) from exc
+
+
+def read_file(path: Path, row_groups: slice | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One Parquet file (or a slice of its row groups) as a frame, and its columns of a type
+    no estimator takes."""
     fastparquet = _fastparquet()
 
     try:
         with path.open("rb") as handle:
             parquet = fastparquet.ParquetFile(handle)
+            if row_groups is not None:
+                parquet = parquet[row_groups]
             # categories=[]: dictionary-encoded text comes back as text, not as a
             # pandas Categorical rebuilt from the writer's pandas metadata.
             frame = parquet.to_pandas(categories=[])

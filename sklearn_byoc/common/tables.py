@@ -25,6 +25,7 @@ apart from the data itself.  Cells are typed by ``common/cells.py``, the rules
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import lzma
 import re
@@ -80,13 +81,19 @@ class Table:
     ignored: list[str] = field(default_factory=list)
     # Parquet columns of a type no estimator takes: name -> the type.
     unsupported: dict[str, str] = field(default_factory=dict)
+    # For each of ``files`` read in part (a host's share): where its part starts, as
+    # "byte 1048576" or "row group 3"; None for a file read whole.
+    parts: list[str | None] = field(default_factory=list)
 
     def where(self, row_position: int) -> str:
         """'line 17 of train/part-1.csv' (or 'row 17 of part-1.parquet') for a row of the frame."""
         if self.row_file is None or self.row_line is None:
             return f"row {row_position + 1}"
-        path = self.files[int(self.row_file[row_position])]
-        record = int(self.row_line[row_position])
+        index = int(self.row_file[row_position])
+        path, record = self.files[index], int(self.row_line[row_position])
+        part = self.parts[index] if index < len(self.parts) else None
+        if part is not None:
+            return f"record {record} of the part of {path} from {part}"
         if self.format == PARQUET:
             return f"row {record} of {path}"
         return f"line {_line_of_record(path, record)} of {path}"
@@ -292,8 +299,28 @@ def _not_csv(path: Path, exc: Exception) -> UserError:
     return UserError(f"{path} is not valid CSV ({detail}); fix or remove that file")
 
 
-def read_csv_file(path: Path, header: str = "auto") -> tuple[pd.DataFrame, bool]:
-    """One CSV file as a frame of raw values, and whether it had a header."""
+def csv_part(path: Path, start: int, end: int, header_line: bool) -> bytes:
+    """The lines of ``path`` that start in bytes [start, end), after its first line when
+    ``header_line`` and ``start`` > 0 (each part then parses with the same columns).
+
+    A line belongs to the part its first byte lies in: a part that starts inside a line
+    leaves it to the part before, which reads past its end to finish it."""
+    with path.open("rb") as handle:
+        first = handle.readline() if header_line and start > 0 else b""
+        if start > 0:
+            handle.seek(start - 1)
+            handle.readline()
+        begin = handle.tell()
+        data = handle.read(max(0, end - begin))
+        if data and not data.endswith(b"\n"):
+            data += handle.readline()
+    return first + data
+
+
+def read_csv_file(path: Path, header: str = "auto",
+                  part: tuple[int, int] | None = None) -> tuple[pd.DataFrame, bool]:
+    """One CSV file (or the lines of it that start in the byte range ``part``) as a frame of
+    raw values, and whether it had a header."""
     rows = _read_sample(path)
     if not rows:
         return pd.DataFrame(), False
@@ -301,9 +328,12 @@ def read_csv_file(path: Path, header: str = "auto") -> tuple[pd.DataFrame, bool]
         has_header = looks_like_header(rows[0], rows[1:])
     else:
         has_header = header == "present"
+    # (0, 0): no lines, only the columns (a host whose share holds none of the rows).
+    whole = part is None or part == (0, 0)
+    source = path if whole else io.BytesIO(csv_part(path, *part, has_header))
     try:
         frame = pd.read_csv(
-            path,
+            source, nrows=0 if part == (0, 0) else None,
             header=0 if has_header else None,
             encoding="utf-8",
             skipinitialspace=True,
@@ -359,16 +389,23 @@ CONTENT_TYPES = {CSV: "text/csv", PARQUET: "application/x-parquet"}
 FORMAT_NAMES = {CSV: "CSV", PARQUET: "Parquet"}
 
 
+# What one host of several reads of a folder's data files (train/shares.py): file ->
+# None (all of it), a byte range of a CSV file, or a slice of a Parquet file's row groups.
+Share = Callable[[list[Path], str], dict[Path, "tuple[int, int] | slice | None"]]
+
+
 def read_folder(folder: Path, *, header: str = "auto", what: str = "input",
                 expected: tuple[str, str] | None = None,
-                ignore: Callable[[Table], list[str]] | None = None) -> Table:
-    """Every data file under ``folder`` as one table of typed columns.
+                ignore: Callable[[Table], list[str]] | None = None,
+                share: Share | None = None) -> Table:
+    """Every data file under ``folder`` (or this host's ``share`` of them) as one table of
+    typed columns.
 
     Files must agree on their columns.  ``expected`` is the format a channel's
     ContentType names, and where it was said.  ``ignore`` picks, from the
     table as read, the columns to leave out before cells are typed (so a left-out
     column may hold anything).  A folder with no data at all is an error that
-    names the folder.
+    names the folder; a share with no part of it reads no rows, with the columns.
     """
     if header not in HEADER_CHOICES:
         raise UserError(f"header must be one of {', '.join(HEADER_CHOICES)}, got {header!r}")
@@ -384,22 +421,43 @@ def read_folder(folder: Path, *, header: str = "auto", what: str = "input",
                             "local path given for it")
         raise UserError(f"{what} folder {folder} holds no data files; "
                         "check the S3 prefix or local path given for it")
-    table = _read_parquet(files.parquet, folder, what) if found == PARQUET \
-        else _read_csv(files.csv, folder, what, header)
+    paths = files.parquet if found == PARQUET else files.csv
+    parts = share(paths, found) if share is not None else {p: None for p in paths}
+    if not parts:  # no rows for this host: the first file's columns, no rows
+        parts = {paths[0]: (0, 0) if found == CSV else slice(0, 0)}
+    table = _read_parquet(parts, folder, what) if found == PARQUET \
+        else _read_csv(parts, folder, what, header)
     table.all_columns = [str(c) for c in table.frame.columns]
     if ignore is not None:
         table.ignored = ignore(table)
         if table.ignored:
             table.frame = table.frame.drop(columns=table.ignored)
     table.frame = type_columns(table)
-    log.info("read %d rows x %d columns from %d %s file(s) under %s (header: %s)",
+    log.info("read %d rows x %d columns from %d %s file(s)%s under %s (header: %s)",
              len(table.frame), table.frame.shape[1], len(table.files),
-             FORMAT_NAMES[found], folder,
+             FORMAT_NAMES[found], "" if share is None else " (this host's share)", folder,
              "yes" if table.has_header else "no")
     return table
 
 
-def _stack(frames, used, header_flags, what_format: str) -> Table:
+def read_channel_share(folder: Path, share: Share, **options) -> Table:
+    """This host's share of a channel: a folder SageMaker left empty or did not make (a
+    ``ShardedByS3Key`` shard with no objects) reads as no rows and no columns."""
+    if not folder.is_dir() or not (lambda f: f.csv or f.parquet)(scan_folder(folder)):
+        log.info("%s holds no data files on this host: it reads no rows", folder)
+        return Table(pd.DataFrame(), has_header=True)
+    return read_folder(folder, share=share, **options)
+
+
+def _part_text(part) -> str | None:
+    if isinstance(part, tuple) and part[0] > 0:
+        return f"byte {part[0]}"
+    if isinstance(part, slice) and (part.start or 0) > 0:
+        return f"row group {part.start}"
+    return None
+
+
+def _stack(frames, used, header_flags, what_format: str, parts: list | None = None) -> Table:
     frames = _align(frames, used, header_flags)
     row_file = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
     row_line = np.concatenate([
@@ -408,19 +466,22 @@ def _stack(frames, used, header_flags, what_format: str) -> Table:
     ])
     combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return Table(combined.reset_index(drop=True), header_flags[0], used, row_file, row_line,
-                 format=what_format)
+                 format=what_format, parts=[_part_text(p) for p in parts or []])
 
 
-def _read_csv(paths: list[Path], folder: Path, what: str, header: str) -> Table:
-    frames, used, header_flags = [], [], []
-    for path in paths:
-        frame, has_header = read_csv_file(path, header)
+def _read_csv(parts: dict[Path, tuple[int, int] | None], folder: Path, what: str,
+              header: str) -> Table:
+    frames, used, header_flags, ranges = [], [], [], []
+    paths = list(parts)
+    for path, part in parts.items():
+        frame, has_header = read_csv_file(path, header, part)
         if frame.empty and frame.shape[1] == 0:
             log.warning("skipping %s: it holds no rows", path)
             continue
         frames.append(frame)
         used.append(path)
         header_flags.append(has_header)
+        ranges.append(part)
     if not frames:
         raise UserError(f"{what} folder {folder} holds only empty files "
                         f"({', '.join(str(f) for f in paths[:5])})")
@@ -435,28 +496,30 @@ def _read_csv(paths: list[Path], folder: Path, what: str, header: str) -> Table:
         for path, kept in zip(used, keep):
             if not kept:
                 log.warning("skipping %s: it holds only a header", path)
-        frames, used, header_flags = ([x for x, k in zip(xs, keep) if k]
-                                      for xs in (frames, used, header_flags))
-    return _stack(frames, used, header_flags, CSV)
+        frames, used, header_flags, ranges = ([x for x, k in zip(xs, keep) if k]
+                                              for xs in (frames, used, header_flags, ranges))
+    return _stack(frames, used, header_flags, CSV, ranges)
 
 
-def _read_parquet(paths: list[Path], folder: Path, what: str) -> Table:
+def _read_parquet(parts: dict[Path, slice | None], folder: Path, what: str) -> Table:
     from sklearn_byoc.common import parquet
 
-    frames, used, unsupported = [], [], {}
-    for path in paths:
-        frame, odd = parquet.read_file(path)
+    frames, used, unsupported, groups = [], [], {}, []
+    paths = list(parts)
+    for path, part in parts.items():
+        frame, odd = parquet.read_file(path, part)
         if frame.shape[1] == 0 or (frame.empty and len(paths) > 1):
             log.warning("skipping %s: it holds no rows", path)
             continue
         frames.append(frame)
         used.append(path)
+        groups.append(part)
         for name, kind in odd.items():
             unsupported.setdefault(name, f"{kind} in {path}")
     if not frames:
         raise UserError(f"{what} folder {folder} holds only Parquet files without rows "
                         f"({', '.join(str(f) for f in paths[:5])})")
-    table = _stack(frames, used, [True] * len(frames), PARQUET)
+    table = _stack(frames, used, [True] * len(frames), PARQUET, groups)
     table.unsupported = unsupported
     return table
 

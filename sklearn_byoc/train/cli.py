@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from sklearn_byoc.common.contract import Paths, read_input_data_config
+from sklearn_byoc.common.contract import Paths, ResourceConfig, read_input_data_config
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.failure import run_stage
 from sklearn_byoc.common.logs import LOG_LEVEL_ENV, LOG_LEVEL_HYPERPARAMETER, log_level, set_level
@@ -100,7 +100,14 @@ def train_builtin(args: list[str]) -> None:
     input_config = json.loads(args[0])
     raw = dict(json.loads(pair) for pair in args[1:])
     settings = hyperparameters.read_settings(raw)
-    result = train(Paths.from_env(), settings, input_config)
+    paths = Paths.from_env()
+    resources = ResourceConfig.read(paths.training_resourceconfig_file)
+    if resources.is_distributed:
+        from sklearn_byoc.train.leader import train_on_instances
+
+        result = train_on_instances(paths, settings, input_config, resources)
+    else:
+        result = train(paths, settings, input_config)
     for line in result.metric_lines if result else []:
         print(line, flush=True)
 

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.model_files import Column, Feature, ModelMetadata, library_versions
-from sklearn_byoc.train import distributed as d
+from sklearn_byoc.train import distributed as d, shares
 from sklearn_byoc.train.estimators import build_estimator, check_task
 from sklearn_byoc.train.hyperparameters import Settings
 from sklearn_byoc.train.trainer import (TrainingResult, _json_value, _sort_key, build_pipeline,
@@ -154,3 +154,44 @@ def train_on_hosts(paths: Paths, settings: Settings, hosts: d.Hosts, has_validat
         ignored_columns=list(first.ignored),
     )
     return save_result(paths, pipeline, metadata, objective, started)
+
+
+def train_on_instances(paths: Paths, settings: Settings, input_config: dict,
+                       resources) -> TrainingResult | None:
+    """A training job on several instances, on this one: the leader trains and writes; every
+    other host serves it and writes nothing (None)."""
+    from sklearn_byoc.common.failure import one_line, reason_for
+    from sklearn_byoc.train import cluster, data
+    from sklearn_byoc.train.trainer import ignore_resolver
+
+    budget = cluster.memory_budget()
+    log.info("%s", cluster.describe(resources, budget))
+    channels = data.choose_channels(paths, input_config)
+    header = settings.header if settings.header != "auto" else channels.header
+    host = resources.hosts.index(resources.current_host)
+    ignore = ignore_resolver(settings.ignore_columns) if settings.ignore_columns else None
+
+    def read(role: str):
+        from sklearn_byoc.common.tables import read_channel_share
+
+        name = channels.training if role == "training" else channels.validation
+        share = shares.share_for(host, len(resources.hosts),
+                                 shares.is_sharded(input_config.get(name, {})))
+        return read_channel_share(paths.channel_dir(name), share, header=header,
+                                  what=f"channel {name!r}", expected=channels.formats.get(name),
+                                  ignore=ignore)
+
+    cluster.STORE["read"] = read
+    if resources.current_host != resources.hosts[0]:
+        cluster.serve_as_worker(resources, settings.cluster_join_timeout, budget)
+        return None
+    job = cluster.Cluster(resources, settings.cluster_join_timeout)
+    failure = None
+    try:
+        job.start(budget)
+        return train_on_hosts(paths, settings, job, channels.validation is not None, budget)
+    except BaseException as exc:
+        failure = one_line(reason_for(exc)[0])
+        raise
+    finally:
+        job.finish(failure)

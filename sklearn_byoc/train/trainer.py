@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sklearn_byoc.common import cells, compat
-from sklearn_byoc.common.contract import Paths, ResourceConfig
+from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import HyperparameterError, UserError
 from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
@@ -117,39 +117,6 @@ def evaluate(pipeline, X, y, task, classes) -> dict[str, float]:
     return regression_metrics(y, predictions)
 
 
-# -- several hosts -------------------------------------------------------------------------
-def is_leader(paths: Paths, input_config: dict) -> bool:
-    """Whether this host trains.
-
-    SageMaker runs the same container on every instance of a job and merges
-    their /opt/ml/model and /opt/ml/output/data into one archive, where files
-    of the same name clash; the built-in trainer fits on one instance, so only
-    the first host of resourceconfig.json trains and writes.
-    """
-    resources = ResourceConfig.read(paths.training_resourceconfig_file)
-    if not resources.is_distributed:
-        return True
-    sharded = sorted(name for name, config in input_config.items()
-                     if str(config.get("S3DistributionType", "")).lower() == "shardedbys3key")
-    if sharded:
-        n = len(resources.hosts)
-        raise UserError(
-            f"channel(s) {', '.join(map(repr, sharded))} use ShardedByS3Key on {n} "
-            f"instances, so the instance that trains would see about 1/{n} of the data; use "
-            "FullyReplicated (TrainingInput(..., distribution='FullyReplicated')) or "
-            "instance_count=1"
-        )
-    leader = resources.hosts[0]
-    if resources.current_host != leader:
-        log.warning("this is %s, one of %d instances: the built-in trainer fits on the first, "
-                    "%s, and this one writes nothing (it is billed for nothing: use "
-                    "instance_count=1)", resources.current_host, len(resources.hosts), leader)
-        return False
-    log.info("this is %s, the first of %d instances: it trains; the others do nothing",
-             leader, len(resources.hosts))
-    return True
-
-
 # -- columns ---------------------------------------------------------------------------------
 def ignore_resolver(items: list[str]):
     """ignore_columns as a function of the table read: the names of the columns to leave out."""
@@ -213,11 +180,9 @@ def labels(y: pd.Series) -> pd.Series:
     return pd.Series(values, index=y.index, dtype=object)
 
 
-def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResult | None:
-    """Fit and save the model; None on a host that does not train."""
+def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResult:
+    """Fit and save the model (a job on one instance; several: train/leader.py)."""
     started = time.monotonic()
-    if not is_leader(paths, input_config):
-        return None
     channels = data.choose_channels(paths, input_config)
     header = settings.header if settings.header != "auto" else channels.header
 
