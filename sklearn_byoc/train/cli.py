@@ -83,7 +83,25 @@ def main(args: list[str]) -> None:
     from sklearn_byoc.common.supervisor import run_worker
 
     run_worker("train", "sklearn_byoc.train.cli:train_builtin", worker_args(raw, input_config),
-               [paths.failure_file], what=WHAT, level=level, memory_advice=MEMORY_ADVICE)
+               [paths.failure_file], what=what_trains(paths), level=level,
+               memory_advice=memory_advice(paths))
+
+
+def what_trains(paths: Paths) -> str:
+    """Who ran out of memory, in a job's failure reason: with several instances, which one."""
+    resources = ResourceConfig.read(paths.training_resourceconfig_file)
+    if not resources.is_distributed:
+        return WHAT
+    return (f"the training on {resources.current_host} (one of {len(resources.hosts)} "
+            f"instances, holding about 1/{len(resources.hosts)} of the rows)")
+
+
+def memory_advice(paths: Paths) -> str:
+    if not ResourceConfig.read(paths.training_resourceconfig_file).is_distributed:
+        return MEMORY_ADVICE
+    return ("use more instances (instance_count), an instance type with more memory, or a "
+            "smaller sample_rows (what the first instance fits gradient_boosting and other "
+            "models without a distributed form on)")
 
 
 def worker_args(raw: dict, input_config: dict) -> list[str]:
