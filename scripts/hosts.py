@@ -57,6 +57,7 @@ class Host:
     process: subprocess.Popen | None = None
     log: Path | None = None
     cgroup: Path | None = None
+    peak: int | None = None  # the cgroup's peak memory, kept when the cgroup goes
 
     @property
     def failure(self) -> str:
@@ -69,11 +70,11 @@ class Host:
     def peak_memory(self) -> int | None:
         """The host's peak memory in bytes (its cgroup's, when capped)."""
         if self.cgroup is None:
-            return None
+            return self.peak
         try:
             return int((self.cgroup / "memory.max_usage_in_bytes").read_text())
         except OSError:
-            return None
+            return self.peak
 
 
 @dataclass
@@ -180,8 +181,10 @@ class Job:
                 os.killpg(host.process.pid, signal.SIGKILL)
                 host.process.wait()
             if host.cgroup is not None and host.cgroup.exists():
+                host.peak = host.peak_memory()
                 try:
                     host.cgroup.rmdir()
+                    host.cgroup = None
                 except OSError:
                     pass
 

@@ -176,7 +176,7 @@ def test_data_one_capped_host_cannot_hold_trains_on_three(tmp_path):
         frame[f"x{i}"] = np.random.default_rng(i).normal(size=len(frame)).round(5)
     path = tmp_path / "big.csv"
     frame.to_csv(path, index=False)
-    cap = 700 * 2**20
+    cap = 420 * 2**20
     hyperparameters = {"model": "random_forest", "n_estimators": "12", "max_depth": "12",
                        "target": "label"}
 
