@@ -16,8 +16,14 @@ What it honours of each service, which is everything the SDK writes:
   network (chroot isolation has no network namespace), so publishing a port
   is emulated by making ``serve`` listen on 127.0.0.1:H itself
   (``serve --host 127.0.0.1 --port H``), loopback only;
-- ``container_name``, ``networks``, ``tty`` and ``stdin_open`` carry nothing
-  a host-network container needs; a GPU request is refused.
+- several ``train`` services (a training job with ``instance_count > 1``): the
+  containers share the host's network, so each service gets its own loopback
+  address (127.0.0.2, 127.0.0.3, … in the file's order) and every container
+  gets a hosts file, mounted at /etc/hosts, where each service name and its
+  network aliases resolve to that address: each instance reaches the others by
+  name, as on the job's own network;
+- ``container_name``, ``tty`` and ``stdin_open`` carry nothing a host-network
+  container needs; a GPU request is refused.
 
 ``up --abort-on-container-exit``: when one container exits the others are
 stopped, and the exit code is that of the first container to exit.
@@ -143,6 +149,25 @@ def service_plan(name: str, spec: dict, ct) -> dict:
             "mounts": mounts, "env": {str(k): str(v) for k, v in env.items()}}
 
 
+def hosts_file(services: dict[str, dict], record: Path) -> Path | None:
+    """With several training services: a hosts file giving each service (and its aliases)
+    a loopback address of its own; None otherwise."""
+    training = [name for name, spec in services.items()
+                if (words(spec.get("command")) or [None])[0] == "train"]
+    if len(training) < 2:
+        return None
+    lines = ["127.0.0.1 localhost"]
+    for index, name in enumerate(training):
+        aliases = set()
+        networks = services[name].get("networks") or {}
+        for network in networks.values() if isinstance(networks, dict) else ():
+            aliases.update((network or {}).get("aliases") or [])
+        lines.append(f"127.0.0.{index + 2} {' '.join([name, *sorted(aliases - {name})])}")
+    path = record / "hosts"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 # -- the runner: starts, watches and stops the containers ---------------------------------------
 class Runner:
     def __init__(self, services: dict[str, dict], abort_on_exit: bool,
@@ -159,8 +184,12 @@ class Runner:
             say(f"{name}  | {raw.decode('utf-8', 'replace').rstrip()}")
         stream.close()
 
-    def start(self, tool, ct) -> None:
+    def start(self, tool, ct, record: Path) -> None:
         plans = [service_plan(name, spec, ct) for name, spec in self.services.items()]
+        hosts = hosts_file(self.services, record)
+        if hosts is not None:
+            for plan in plans:
+                plan["mounts"].append(ct.Mount(hosts, "/etc/hosts", read_only=True))
         for plan in plans:
             if not tool.exists(plan["image"]):
                 raise ComposeError(f"image {plan['image']} is not on this machine (the "
@@ -227,7 +256,7 @@ def run_runner(record: Path, compose_file: Path, abort_on_exit: bool) -> int:
         if tool is None:
             raise ComposeError("no container tool: " + ct.INSTALL_HINT)
         runner = Runner(services, abort_on_exit, stopping)
-        runner.start(tool, ct)
+        runner.start(tool, ct, record)
         code = runner.wait()
     except ComposeError as exc:
         say(f"compose stand-in: {exc}")

@@ -127,6 +127,26 @@ def test_fit_failure_is_reported_with_the_reason(sdk_image, session_factory, spl
     assert "no_such_column" in out.getvalue()
 
 
+def test_fit_on_three_instances_trains_on_every_one(sdk_image, session_factory, splits,
+                                                   tmp_path, no_leftovers):
+    """instance_count=3: three containers that reach each other by service name; the first
+    writes the one model (FullyReplicated: v2's local mode refuses ShardedByS3Key)."""
+    from sagemaker.estimator import Estimator
+
+    estimator = Estimator(
+        image_uri=sdk_image, role=ROLE, instance_count=3, instance_type="local",
+        output_path=f"file://{tmp_path / 'out'}", sagemaker_session=session_factory(),
+        hyperparameters={"target": TARGET, "model": "random_forest", "n_estimators": 30},
+    )
+    _, log = run_quietly(estimator.fit, {"train": f"file://{splits / 'train'}"}, logs=False)
+    names, model, metadata = model_from(local_path(estimator.model_data), tmp_path / "model")
+    assert metadata["hosts"]["count"] == 3 and metadata["hosts"]["fit"] == "trees per host"
+    assert len(model.named_steps["model"].estimators_) == 30
+    hosts = sorted(set(re.findall(r"this is (algo-\d-\w+), one of 3 instances", log)))
+    assert len(hosts) == 3, log[-3000:]
+    assert f"the job ended on {hosts[0]}; this instance wrote nothing" in log
+
+
 # -- real-time endpoint ----------------------------------------------------------------------------
 def test_deploy_predicts_what_the_model_predicts(trained, session_factory, splits, tmp_path,
                                                  figures, no_leftovers):

@@ -222,3 +222,20 @@ def test_no_rows_on_any_host_fails_in_one_line(tmp_path):
     empty = make_rows(10).iloc[:0]
     with pytest.raises(UserError, match="no host read any training rows"):
         run(tmp_path, {h: empty for h in HOSTS}, {})
+
+
+def test_serve_processing_and_a_one_host_job_never_import_dask():
+    """Dask is train's alone, and only for a job on several instances: serve's cold start and
+    processing do not pay for importing it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import sklearn_byoc.serve.app, sklearn_byoc.serve.cli, "
+            "sklearn_byoc.processing.cli, sklearn_byoc.train.cli, sklearn_byoc.train.trainer, "
+            "sklearn_byoc.train.leader; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=str(__import__("pathlib").Path(__file__)
+                                                 .resolve().parents[2]))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
