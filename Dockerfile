@@ -108,6 +108,7 @@ COPY --from=builder /opt/commands/ /usr/bin/
 EXPOSE 8080
 
 # No ENTRYPOINT: SageMaker's "train" or "serve" must reach the shell's PATH
-# lookup as the command.  A processing job is the one job that passes no
-# command; without a ContainerEntrypoint it runs this default.
-CMD ["processing"]
+# lookup as the command.  A processing job without a ContainerEntrypoint, and
+# SDK v3's local training, pass no command: the default runs the stage whose
+# job is laid out under /opt/ml (sklearn_byoc/common/default_command.py).
+CMD ["/opt/venv/bin/python", "-u", "-m", "sklearn_byoc.common.default_command"]

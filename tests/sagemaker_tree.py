@@ -70,6 +70,12 @@ def processing_tree(base: Path, inputs: dict[str, Path], hosts: list[str] | None
     hosts = hosts or ["algo-1"]
     (config / "resourceconfig.json").write_text(json.dumps(
         {"current_host": current_host or hosts[0], "hosts": hosts}))
+    # SageMaker (and SDK local mode) echo the job's request here.
+    (config / "processingjobconfig.json").write_text(json.dumps({
+        "ProcessingJobName": "test-processing",
+        "ProcessingInputs": [{"InputName": name, "S3Input": {
+            "LocalPath": f"/opt/ml/processing/input/{name}"}} for name in inputs],
+        "AppSpecification": {"ImageUri": "sagemaker-sklearn-byoc"}, "Environment": {}}))
     return base
 
 

@@ -132,14 +132,26 @@ def find_program(model_dir: Path) -> Path | None:
     name = program_name()
     if name:
         path = folder / name
-        if not path.is_file():
-            held = (", ".join(sorted(p.name for p in folder.iterdir())) if folder.is_dir()
-                    else "nothing (no code/ folder)")
-            raise UserError(f"{PROGRAM}={name!r} but {path} does not exist; the model's code "
-                            f"folder holds: {held}")
-        return path
+        if path.is_file():
+            return path
+        if not has_code(folder):
+            # SDK v3's ModelBuilder sets SAGEMAKER_PROGRAM=inference.py on every model it
+            # deploys, with inference code or without.
+            log.warning("%s=%r is ignored: %s is not there, and the model has no inference "
+                        "code (%s %s); serving it with the built-in handlers", PROGRAM, name,
+                        path, folder, "holds no Python file" if folder.is_dir()
+                        else "does not exist")
+            return None
+        held = ", ".join(sorted(p.name for p in folder.iterdir()))
+        raise UserError(f"{PROGRAM}={name!r} but {path} does not exist; the model's code "
+                        f"folder holds: {held}")
     default = folder / DEFAULT_PROGRAM
     return default if default.is_file() else None
+
+
+def has_code(folder: Path) -> bool:
+    """Whether a code location holds any Python code at all."""
+    return folder.is_dir() and any(folder.rglob("*.py"))
 
 
 # -- requirements.txt -------------------------------------------------------------------------

@@ -34,7 +34,8 @@ def test_image_config_lets_sagemaker_commands_through(container_tool, image):
     # SageMaker runs `docker run IMAGE train|serve`: an ENTRYPOINT would receive
     # the word as an argument instead of running the command.
     assert not config.get("Entrypoint")
-    assert config.get("Cmd") == ["processing"]
+    assert config.get("Cmd") == ["/opt/venv/bin/python", "-u", "-m",
+                                 "sklearn_byoc.common.default_command"]
     assert config["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
     assert config["Labels"]["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
     assert "8080/tcp" in config.get("ExposedPorts", {})
@@ -203,6 +204,24 @@ def test_processing_job_without_entrypoint_runs_the_default(container_tool, imag
     result = container_tool.run(image, mounts=[ct.Mount(base, "/opt/ml")])
     assert result.returncode == 0, result.stderr
     assert list((base / "processing" / "output" / "train").glob("*.csv"))
+
+
+def test_a_training_job_without_a_command_trains(container_tool, image, tmp_path):
+    """SDK v3's local mode starts a training container with no command."""
+    base = training_tree(tmp_path / "ml", {"train": [DATA]}, {"target": "churn"})
+    result = container_tool.run(image, mounts=[ct.Mount(base, "/opt/ml")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (base / "model" / "model.joblib").is_file()
+    assert "no command given: running train" in result.stderr
+
+
+def test_no_command_and_no_job_names_the_commands(container_tool, image, tmp_path):
+    empty = tmp_path / "ml"
+    empty.mkdir()
+    result = container_tool.run(image, mounts=[ct.Mount(empty, "/opt/ml")])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert "run the image with one of the commands processing, train, serve" in lines[-1]
 
 
 def test_processing_failure_sets_the_exit_message(container_tool, image, tmp_path):

@@ -116,6 +116,21 @@ def test_sagemaker_program_names_a_missing_file(serving_tree):
     assert "SAGEMAKER_PROGRAM='inference.py'" in message and "other.py" in message
 
 
+@pytest.mark.parametrize("code", ["no code folder", "a code folder without Python"])
+def test_sagemaker_program_without_any_code_serves_the_model(serving_tree, code):
+    """SDK v3's ModelBuilder sets SAGEMAKER_PROGRAM=inference.py on models without code."""
+    if code != "no code folder":
+        with_code(serving_tree, **{"README.txt": "notes\n"})
+    with Server(serving_tree, env={"SAGEMAKER_PROGRAM": "inference.py"}) as server:
+        answer = server.invoke("49,25,46.22,1161.97,month-to-month,electronic-check,dsl,1,"
+                               "west,no", "text/csv")
+        assert answer.status_code == 200, answer.text
+        log = server.log()
+    warnings = [line for line in log.splitlines() if " WARNING " in line]
+    assert any("SAGEMAKER_PROGRAM='inference.py' is ignored" in line
+               and "serving it with the built-in handlers" in line for line in warnings), log
+
+
 def test_an_import_error_in_the_handler_stops_the_container(serving_tree):
     with_code(serving_tree, **{"inference.py": "import not_a_real_module_anywhere\n"})
     server = Server(serving_tree)

@@ -610,3 +610,16 @@ def test_a_width_that_fits_no_layout_names_the_ones_that_do(ignoring_schema):
         decode("31,gold\n", CSV, ignoring_schema)
     message = str(info.value)
     assert "row 1 has 2 values" in message and "4 or 5 values" in message and "'id'" in message
+
+
+@pytest.mark.parametrize("sent", ["text/plain", "file-path/raw-bytes"])
+def test_what_sdk_v3_sends_for_a_str_or_bytes_sample_is_refused_naming_what_is_taken(sent):
+    """SchemaBuilder picks text/plain for a str sample and file-path/raw-bytes for bytes."""
+    from sklearn_byoc.serve import media
+
+    with pytest.raises(Exception) as info:
+        media.content_type(sent)
+    assert getattr(info.value, "status", None) == 415
+    assert f"Content-Type {sent!r} is not supported" in str(info.value)
+    for taken in ("text/csv", "application/json", "application/x-npy"):
+        assert taken in str(info.value)
