@@ -27,12 +27,11 @@ from sklearn_byoc.common.model_files import Column, Feature, ModelMetadata, libr
 from sklearn_byoc.train import distributed as d, shares
 from sklearn_byoc.train.estimators import build_estimator, check_task
 from sklearn_byoc.train.hyperparameters import Settings
-from sklearn_byoc.train.trainer import (TrainingResult, _json_value, _sort_key, build_pipeline,
-                                        check_objective, save_result, uses_native_categories)
+from sklearn_byoc.train.trainer import (TRAIN_SCORE_ROWS, TrainingResult, _json_value, _sort_key,
+                                        build_pipeline, check_objective, save_result,
+                                        uses_native_categories)
 
 log = logging.getLogger("train")
-# At most this many training rows are scored for the train: metric lines, on each host.
-TRAIN_SCORE_ROWS = 100_000
 
 
 def fit_kind(settings: Settings, estimator) -> str:

@@ -16,6 +16,7 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sklearn_byoc.common.errors import UserError
@@ -43,9 +44,12 @@ def holdout(X: pd.DataFrame, y: pd.Series, task: str, fraction: float, seed: int
         )
     stratify = None
     if task == "classification":
-        counts = y.value_counts()
-        if counts.min() >= 2 and n_holdout >= len(counts) and len(y) - n_holdout >= len(counts):
-            stratify = y
+        # Integer codes in sorted label order: the same classes, in the same order, as
+        # the labels themselves, without sorting a million Python strings.
+        codes, levels = pd.factorize(y, sort=True)
+        counts = np.bincount(codes, minlength=len(levels))
+        if counts.min() >= 2 and n_holdout >= len(levels) and len(y) - n_holdout >= len(levels):
+            stratify = codes
         else:
             log.warning("hold-out split is not stratified: some classes are too rare")
     return train_test_split(X, y, test_size=n_holdout, random_state=seed, stratify=stratify)

@@ -109,12 +109,32 @@ def check_objective(settings: Settings, task: str) -> str:
     return settings.objective
 
 
-def evaluate(pipeline, X, y, task, classes) -> dict[str, float]:
-    predictions = pipeline.predict(X)
-    if task == "classification":
-        proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
-        return classification_metrics(y, predictions, proba, classes)
-    return regression_metrics(y, predictions)
+# At most this many training rows are scored for the train: metric lines (a seeded sample).
+TRAIN_SCORE_ROWS = 100_000
+
+
+def evaluate(pipeline, X, y, task, classes, *, label_from_proba: bool = False) -> dict[str, float]:
+    """The metric lines' values for these rows.  ``label_from_proba``: the estimator's label
+    is the class of highest probability (true of every built-in model), so one
+    ``predict_proba`` gives both."""
+    if task != "classification":
+        return regression_metrics(y, pipeline.predict(X))
+    proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
+    if proba is not None and label_from_proba:
+        predictions = pipeline.classes_[proba.argmax(axis=1)]
+    else:
+        predictions = pipeline.predict(X)
+    return classification_metrics(y, predictions, proba, classes)
+
+
+def scored_training_rows(X: pd.DataFrame, y: pd.Series, seed: int):
+    """The training rows the train: lines score: all of them, or a seeded sample."""
+    if len(X) <= TRAIN_SCORE_ROWS:
+        return X, y
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), TRAIN_SCORE_ROWS, replace=False))
+    log.info("train metrics: scored on a seeded sample of %d of the %d training rows",
+             TRAIN_SCORE_ROWS, len(X))
+    return X.iloc[rows], y.iloc[rows]
 
 
 # -- columns ---------------------------------------------------------------------------------
@@ -222,6 +242,10 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
                  settings.holdout_fraction * 100)
         X_fit, X_val, y_fit, y_val = small_data.holdout(X, y, task, settings.holdout_fraction,
                                                         settings.seed)
+    # From here each row is held once: the frame as read goes.
+    feature_names = [str(c) for c in X.columns]
+    table.frame = table.frame.iloc[:0]
+    del X, y
 
     classes = None
     if task == "classification":
@@ -255,14 +279,17 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
     if task == "classification":
         # The order of predict_proba's columns, which serving reports.
         classes = [cells.label_value(c) for c in pipeline.classes_]
+    from_proba = not settings.model.by_path
     metrics = {
-        "train": evaluate(pipeline, X_fit, y_fit, task, classes),
-        "validation": evaluate(pipeline, X_val, y_val, task, classes),
+        "train": evaluate(pipeline, *scored_training_rows(X_fit, y_fit, settings.seed), task,
+                          classes, label_from_proba=from_proba),
+        "validation": evaluate(pipeline, X_val, y_val, task, classes,
+                               label_from_proba=from_proba),
     }
     metadata = ModelMetadata(
         target=str(target),
         task=task,
-        features=[Feature(str(c), kinds[c]) for c in X.columns],
+        features=[Feature(c, kinds[c]) for c in feature_names],
         classes=[_json_value(c) for c in classes] if classes is not None else None,
         model=settings.model.name,
         estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",

@@ -1,0 +1,48 @@
+"""The hold-out split and the validation metrics of a seeded job, as the trainer gave them
+before the split stratified on integer codes and the label came from predict_proba: the
+expected values below were computed by that earlier code, not by the code under test."""
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+
+from sklearn_byoc.common.contract import Paths
+from sklearn_byoc.train import small_data, trainer
+from sklearn_byoc.train.hyperparameters import read_settings
+
+HOLDOUT_ROWS = "cd5cf6d3558b21aa"  # sha256 of the held-out row numbers, first 16 digits
+VALIDATION = {"accuracy": 0.6766666666666666, "auc": 0.7273223665198509,
+              "balanced_accuracy": 0.5366195856873822, "f1": 0.5356159376263888,
+              "log_loss": 5.50348500856162, "precision": 0.5349675173525489,
+              "recall": 0.5366195856873822}
+
+
+def seeded(n: int = 3000, seed: int = 11) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    colour = rng.choice(["red", "blue", "green"], n)
+    label = np.where(a + (colour == "red") + rng.normal(scale=.5, size=n) > .5, "yes", "no")
+    label[rng.random(n) < .1] = "maybe"
+    return pd.DataFrame({"label": label, "a": a.round(3), "colour": colour})
+
+
+def test_the_hold_out_takes_the_same_rows():
+    frame = seeded()
+    X, y = frame.drop(columns=["label"]), frame["label"].astype(object)
+    _, X_val, _, _ = small_data.holdout(X, y, "classification", 0.2, 42)
+    digest = hashlib.sha256(",".join(map(str, sorted(X_val.index))).encode()).hexdigest()
+    assert digest[:16] == HOLDOUT_ROWS
+
+
+@pytest.mark.skipif(not sklearn.__version__.startswith("1.9."),
+                    reason="the forest's scores are those of the default scikit-learn line")
+def test_the_validation_metrics_are_the_same(tmp_path):
+    base = tmp_path / "ml"
+    (base / "input" / "data" / "train").mkdir(parents=True)
+    seeded().to_csv(base / "input" / "data" / "train" / "d.csv", index=False)
+    settings = read_settings({"target": "label", "model": "random_forest",
+                              "n_estimators": "20"})
+    result = trainer.train(Paths(base), settings, {})
+    assert result.metrics["validation"] == pytest.approx(VALIDATION, rel=1e-12)
