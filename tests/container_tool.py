@@ -446,6 +446,10 @@ class Buildah(Tool):
         name = container_name()
         _check(["buildah", "from", "--pull=never", "--quiet", "--name", name, image])
         cmd = ["buildah", "run", "--isolation", "chroot"]
+        mounts = list(mounts)
+        if any(m.target == "/etc/hosts" for m in mounts):
+            # Else buildah writes its own /etc/hosts over the one mounted there.
+            cmd.append("--no-hosts")
         for mount in mounts:
             cmd += ["--volume", mount.spec()]
         for key, value in (env or {}).items():
