@@ -59,36 +59,49 @@ def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], *, scale:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
     numeric = [c for c in X.columns if kinds[c] == "numeric"]
     categorical = [c for c in X.columns if kinds[c] == "categorical"]
-    levels = {"categories": [categories[c] for c in categorical]} if categories else {}
     numeric_steps = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
-    if native_categories:
-        # HistGradientBoosting takes at most max_bins categories per feature; the
-        # rarest beyond that share one code, and a category unseen in training is
-        # NaN, which the model treats as missing.
-        encoder = compat.ordinal_encoder(int(getattr(model_step, "max_bins", 255)),
-                                         handle_unknown="use_encoded_value",
-                                         unknown_value=np.nan, **levels)
+
+    def encoding(encoder) -> Pipeline:
+        return Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing",
+                                                  keep_empty_features=True)),
+                         ("encode", encoder)])
+
+    def levels(columns: list[str]) -> dict:
+        return {"categories": [categories[c] for c in columns]} if categories else {}
+
+    groups = []  # (name, encoding pipeline, columns)
+    if native_categories and categorical:
+        # HistGradientBoosting takes at most max_bins categories per feature: in a column
+        # with more, the rarest share one code (max_categories, which makes scikit-learn
+        # count every cell in Python, so it is set only where needed).  A category unseen
+        # in training is NaN, which the model treats as missing.
+        bins = int(getattr(model_step, "max_bins", 255))
+        counts = {c: len(categories[c]) if categories else X[c].nunique() for c in categorical}
+        few = [c for c in categorical if counts[c] <= bins]
+        many = [c for c in categorical if counts[c] > bins]
+        options = {"handle_unknown": "use_encoded_value", "unknown_value": np.nan}
+        if few:
+            groups.append(("categorical", encoding(OrdinalEncoder(**options, **levels(few))),
+                           few))
+        if many:
+            groups.append(("categorical_many", encoding(compat.ordinal_encoder(
+                bins, **options, **levels(many))), many))
         model_step.set_params(categorical_features=list(
-            range(len(numeric), len(numeric) + len(categorical))) or None)
-    else:
-        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=64,
-                                sparse_output=sparse, **levels)
-    categorical_steps = [
-        ("impute", SimpleImputer(strategy="constant", fill_value="missing",
-                                 keep_empty_features=True)),
-        ("encode", encoder),
-    ]
-    transformers = []
-    if numeric:
-        transformers.append(("numeric", Pipeline(numeric_steps), numeric))
-    if categorical:
-        transformers.append(("categorical", Pipeline(categorical_steps), categorical))
+            range(len(numeric), len(numeric) + len(categorical))))
+    elif native_categories:
+        model_step.set_params(categorical_features=None)
+    elif categorical:
+        groups.append(("categorical", encoding(OneHotEncoder(
+            handle_unknown="infrequent_if_exist", max_categories=64, sparse_output=sparse,
+            **levels(categorical))), categorical))
+    transformers = [("numeric", Pipeline(numeric_steps), numeric)] if numeric else []
+    transformers += groups
     preprocess = ColumnTransformer(transformers, remainder="drop",
                                    sparse_threshold=0.3 if sparse else 0.0,
                                    verbose_feature_names_out=False)
