@@ -366,8 +366,8 @@ def main(argv: list[str] | None = None) -> int:
           f"--data-binary @{shlex.quote(shown(test_features))}")
     print("           curl -s localhost:8080/invocations -H 'Content-Type: application/json' "
           f"-d {shlex.quote(json.dumps({'instances': [row]}, ensure_ascii=False))}")
-    print("(each stage reads the tree the demo laid out; the README's \"Running a stage by "
-          "hand\" says what goes where)")
+    print("(each stage reads the tree the demo laid out; docs/by-hand.md says what goes "
+          "where)")
     print(f"\nmain job finished in {time.monotonic() - started:.1f} s")
     return 0
 

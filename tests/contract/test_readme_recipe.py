@@ -1,6 +1,7 @@
-"""The README's "Running a stage by hand" recipe, run as written on a CSV the project never saw.
+"""The "Running a stage by hand" recipe (docs/by-hand.md), run as written on a CSV the project
+never saw.
 
-The shell block is taken from README.md itself; only the values of its
+The shell block is taken from docs/by-hand.md itself; only the values of its
 first lines (DATA, TARGET, JOB, PORT) change, as a user sets them, and the
 interpreter is the one running the tests. The data has column names with
 spaces, symbols and non-ASCII letters, missing values, and a text target
@@ -31,10 +32,10 @@ CLASSES = {"small flat", "family flat", "big & airy"}
 
 
 def recipe() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Running a stage by hand", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "by-hand.md").read_text(encoding="utf-8")
+    section = page.split("# Running a stage by hand", 1)[1]
     blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
-    assert blocks, "no ```sh block in the README's 'Running a stage by hand'"
+    assert blocks, "no ```sh block in docs/by-hand.md, 'Running a stage by hand'"
     return blocks[0]
 
 

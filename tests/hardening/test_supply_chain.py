@@ -134,9 +134,10 @@ def test_the_lines_share_what_is_not_the_scientific_stack():
 
 
 def test_the_readme_table_gives_each_lines_locked_versions():
-    """README's table of lines: line, then the scikit-learn, numpy, pandas and scipy locked."""
+    """docs/image.md's table of lines: line, then the scikit-learn, numpy, pandas and scipy
+    locked."""
     rows = {}
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in (ROOT / "docs" / "image.md").read_text().splitlines():
         match = re.match(r"^\| `(\d+\.\d+)`(?: \(default\))? \| ([^|]+) \| ([^|]+) \| "
                          r"([^|]+) \| ([^|]+) \|", line)
         if match:
