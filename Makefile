@@ -12,7 +12,7 @@ PYTHON_STAMP := $(VENV)/.python-$(PYTHON_VERSION)
 # Every variable a target reads. One given on the command line that none reads
 # (HP misspelt as HPS, say) is refused rather than silently ignored.
 VARIABLES := PYTHON VENV DATA TARGET MODEL WORKDIR HP BUSY PYTEST_ARGS SKLEARN SKLEARN_LINES \
-  IMAGE
+  IMAGE TEST_JOBS
 UNUSED := $(strip $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),\
   $(if $(filter $(v),$(VARIABLES)),,$(v)))))
 $(if $(UNUSED),$(error no target uses $(UNUSED): the variables are $(VARIABLES)))
@@ -76,9 +76,13 @@ demo: $(BIN)/.runtime
 ## pipeline-tools: what pipeline.py needs (the SageMaker Python SDK v2, moto's S3 server)
 pipeline-tools: $(BIN)/.pipeline
 
-## test: the whole test suite (container and SDK tests need podman/buildah; see README)
+## test: the whole test suite (container and SDK tests need podman/buildah; see
+## docs/testing.md): the independent tests on TEST_JOBS processes, then the ones that
+## must run alone (marked serial in tests/conftest.py)
+TEST_JOBS ?= 2
 test: $(BIN)/.dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not serial" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS)
 
 ## test-busy: the whole suite beside one CPU-bound process at normal priority,
 ## as on a shared CI machine (BUSY=2 starts two)
@@ -94,13 +98,15 @@ test-busy: $(BIN)/.dev
 test-fast: $(BIN)/.dev
 	$(BIN)/python -m pytest tests/unit tests/contract
 
-## test-lines: unit and contract tests on every older scikit-learn line (one
-## venv each, .venv-sklearn<line>); SKLEARN_LINES=1.2 picks some
+## test-lines: on every older scikit-learn line (one venv each, .venv-sklearn<line>), the
+## tests of what can differ between lines (marked lines in tests/conftest.py);
+## SKLEARN_LINES=1.2 picks some
 SKLEARN_LINES ?= $(OLD_LINES)
 test-lines: $(foreach line,$(SKLEARN_LINES),.venv-sklearn$(line)/bin/.dev)
 	for line in $(SKLEARN_LINES); do \
-	  echo "== scikit-learn $$line line: unit and contract tests"; \
-	  .venv-sklearn$$line/bin/python -m pytest tests/unit tests/contract || exit 1; \
+	  echo "== scikit-learn $$line line: the tests of what differs between lines"; \
+	  .venv-sklearn$$line/bin/python -m pytest -m lines -n $(TEST_JOBS) --dist loadfile \
+	    tests/unit tests/contract || exit 1; \
 	done
 
 ## bench: serve against the previous serve and the classic predictor, side by side

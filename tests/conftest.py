@@ -7,6 +7,46 @@ import pytest
 from tests import container_tool as ct
 from tests.sagemaker_tree import DATA, run_stage, training_tree
 
+TESTS = Path(__file__).resolve().parent
+
+# Tests that must not run beside others (pytest -m serial, after the parallel pass): the
+# real image and the SDK (one image build, fixed ports, the SDK's port 8080), and tests
+# that load the CPU or time what they measure.
+SERIAL_FOLDERS = ("container", "sdk", "benchmarks")
+SERIAL_MODULES = ("hardening/test_serve_load.py", "contract/test_ping_under_load.py",
+                  "contract/test_worker_spread.py", "contract/test_train_hosts.py",
+                  "hardening/test_stage_interruptions.py")
+
+# What can differ between scikit-learn lines, run again on each older line (make test-lines,
+# pytest -m lines): the modules that read scikit-learn's internals or its pickles without a
+# branch of their own, and the test modules that exercise them
+# (tests/unit/test_line_selection.py keeps this list honest).
+# Module -> its names that read scikit-learn's internals or pickles ("*": all of them).
+INTERNALS = {"sklearn_byoc.common.compat": "*", "sklearn_byoc.serve.fast_trees": "*",
+             "sklearn_byoc.serve.fast_linear": "*", "sklearn_byoc.serve.fast_preprocess": "*",
+             "sklearn_byoc.common.pickle_versions": "*",
+             "sklearn_byoc.common.model_files": ("load_model", "save_model"),
+             "sklearn_byoc.train.hyperparameters": "*", "sklearn_byoc.train.estimators": "*"}
+LINE_MODULES = ("unit/test_compat.py", "unit/test_fast_trees.py", "unit/test_fast_linear.py",
+                "unit/test_fast_preprocess.py", "unit/test_pickle_versions.py",
+                "unit/test_model_files.py", "unit/test_hyperparameters.py",
+                "unit/test_estimators.py", "unit/test_small_data.py",
+                "unit/test_holdout_stable.py", "unit/test_build_pipeline.py",
+                "unit/test_distributed.py", "unit/test_invocation.py",
+                "unit/test_pipeline_definition.py", "contract/test_old_sklearn_lines.py",
+                "contract/test_readme_recipe.py", "contract/test_train_stage.py",
+                "contract/test_serve_stage.py")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        relative = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+        if relative.split("/")[0] in SERIAL_FOLDERS or relative in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
+        if relative in LINE_MODULES:
+            item.add_marker(pytest.mark.lines)
+
+
 # Figures about the image, shown at the end of the run (tests/container/conftest.py).
 IMAGE_FIGURES = pytest.StashKey[dict]()
 
