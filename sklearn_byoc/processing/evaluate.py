@@ -47,8 +47,11 @@ from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import classification_metrics, label_codes, regression_metrics
 from sklearn_byoc.common.model_files import LoadedModel, ModelMetadata, load_model
 from sklearn_byoc.common import cells
-from sklearn_byoc.common.tables import (HEADER_CHOICES, Table, conform_features, read_folder,
-                                        resolve_target)
+from sklearn_byoc.common.contract import HEADER_CHOICES
+from sklearn_byoc.common.tables import Table
+from sklearn_byoc.common.tables.columns import conform_features
+from sklearn_byoc.common.tables.read import read_folder
+from sklearn_byoc.common.tables.target import resolve_target
 from sklearn_byoc.processing.prepare import ArgumentParser
 
 log = logging.getLogger("processing")

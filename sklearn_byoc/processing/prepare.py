@@ -40,7 +40,9 @@ from sklearn_byoc.common.contract import Paths, ResourceConfig
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import DEFAULT_OBJECTIVE, MAXIMIZE
-from sklearn_byoc.common.tables import HEADER_CHOICES, infer_task, read_folder, resolve_target
+from sklearn_byoc.common.contract import HEADER_CHOICES
+from sklearn_byoc.common.tables.read import read_folder
+from sklearn_byoc.common.tables.target import infer_task, resolve_target
 
 log = logging.getLogger("processing")
 

@@ -119,7 +119,7 @@ def read_share(store: dict, settings, has_validation: bool) -> ShareSummary:
 
     ``store["read"](role)``, set where the host starts, returns this host's rows of the
     channel of that role ("training" or "validation") as a typed :class:`Table`."""
-    from sklearn_byoc.common.tables import resolve_target
+    from sklearn_byoc.common.tables.target import resolve_target
     from sklearn_byoc.train import data
 
     read = store["read"]
@@ -160,7 +160,7 @@ class Plan:
 
 def plan(summaries: dict[str, ShareSummary], settings, has_validation: bool) -> Plan:
     """The target, task and column kinds of the whole data."""
-    from sklearn_byoc.common.tables import infer_task
+    from sklearn_byoc.common.tables.target import infer_task
 
     with_rows = {h: s for h, s in summaries.items() if s.rows}
     if not with_rows:
@@ -219,7 +219,7 @@ class Prepared:
 
 def prepare_share(store: dict, plan_: Plan) -> Prepared:
     """Type this host's rows as the whole data is typed, and split off its hold-out rows."""
-    from sklearn_byoc.common.tables import conform_features
+    from sklearn_byoc.common.tables.columns import conform_features
     from sklearn_byoc.train import data
     from sklearn_byoc.train.trainer import labels
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sklearn_byoc.common.errors import HyperparameterError, UserError
-from sklearn_byoc.train.hyperparameters import (DEFAULT_MODEL, VALIDATE_METHOD, declared_constraints,
+from sklearn_byoc.train.hyperparameters import (VALIDATE_METHOD, declared_constraints,
                                                 is_invalid_parameter)
 
 log = logging.getLogger("train")

@@ -171,7 +171,7 @@ def train_on_instances(paths: Paths, settings: Settings, input_config: dict,
     ignore = ignore_resolver(settings.ignore_columns) if settings.ignore_columns else None
 
     def read(role: str):
-        from sklearn_byoc.common.tables import read_channel_share
+        from sklearn_byoc.common.tables.read import read_channel_share
 
         name = channels.training if role == "training" else channels.validation
         share = shares.share_for(host, len(resources.hosts),

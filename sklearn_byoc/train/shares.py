@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sklearn_byoc.common.tables import COMPRESSED_SUFFIXES, CSV, Share
+from sklearn_byoc.common.tables import CSV
+from sklearn_byoc.common.tables.read import Share
+from sklearn_byoc.common.tables.scan import COMPRESSED_SUFFIXES
 
 SHARDED = "shardedbys3key"
 

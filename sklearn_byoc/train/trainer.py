@@ -21,8 +21,10 @@ from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metri
                                          metric_names, regression_metrics)
 from sklearn_byoc.common.model_files import (Column, Feature, ModelMetadata, library_versions,
                                              remove_model, save_model)
-from sklearn_byoc.common.tables import Table, conform_features, infer_task, read_folder, \
-    resolve_target
+from sklearn_byoc.common.tables import Table
+from sklearn_byoc.common.tables.columns import conform_features
+from sklearn_byoc.common.tables.read import read_folder
+from sklearn_byoc.common.tables.target import infer_task, resolve_target
 from sklearn_byoc.train import data, small_data
 from sklearn_byoc.train.estimators import build_estimator, check_task
 from sklearn_byoc.train.hyperparameters import Settings, is_invalid_parameter

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from sklearn_byoc.common import compat
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.tables import read_folder
+from sklearn_byoc.common.tables.read import read_folder
 
 
 @pytest.mark.parametrize("version, line", [("1.2.2", "1.2"), ("1.4.1.post1", "1.4"),

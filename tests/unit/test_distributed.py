@@ -11,7 +11,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import classification_metrics, regression_metrics
-from sklearn_byoc.common.tables import Table, read_folder
+from sklearn_byoc.common.tables import Table
+from sklearn_byoc.common.tables.read import read_folder
 from sklearn_byoc.train import distributed as d
 from sklearn_byoc.train.hyperparameters import read_settings
 from sklearn_byoc.train.leader import train_on_hosts

@@ -8,7 +8,8 @@ import pytest
 
 from sklearn_byoc.common import parquet
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.tables import read_folder, resolve_target
+from sklearn_byoc.common.tables.read import read_folder
+from sklearn_byoc.common.tables.target import resolve_target
 
 
 def write(path: Path, frame: pd.DataFrame, **options) -> Path:

@@ -7,8 +7,9 @@ import pytest
 
 from sklearn_byoc.common.errors import HyperparameterError
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.tables import (infer_task, looks_like_header, read_folder, resolve_target,
-                                        scan_folder)
+from sklearn_byoc.common.tables.read import looks_like_header, read_folder
+from sklearn_byoc.common.tables.scan import scan_folder
+from sklearn_byoc.common.tables.target import infer_task, resolve_target
 
 
 def write(folder: Path, name: str, text: str | bytes) -> Path:
