@@ -383,7 +383,7 @@ def score_share(store: dict, pipeline, task: str, classes: list | None, split: s
         return {"rows": len(truth), "se": float(np.sum(error ** 2)),
                 "ae": float(np.sum(np.abs(error))), "y": float(np.sum(truth)),
                 "yy": float(np.sum(truth ** 2))}
-    from sklearn_byoc.common.metrics import label_codes
+    from sklearn_byoc.common.metrics import counts_matrix, label_codes
 
     k = len(classes)
     proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
@@ -391,8 +391,8 @@ def score_share(store: dict, pipeline, task: str, classes: list | None, split: s
         else pipeline.predict(X)
     true_codes, pred_codes = label_codes(y, predicted, classes)
     known = true_codes < k
-    counts = np.zeros((k, k), dtype=np.int64)
-    np.add.at(counts, (true_codes[known], np.minimum(pred_codes[known], k - 1)), 1)
+    # One more row for the labels the model never saw (all of them: errors).
+    counts = counts_matrix(np.minimum(true_codes, k), pred_codes, k + 1)
     out = {"rows": len(y), "counts": counts, "unknown": int((~known).sum())}
     if proba is not None:
         p_true = np.clip(proba[known, true_codes[known]], 1e-15, 1.0)
@@ -440,21 +440,12 @@ def combine_scores(parts: list[dict], task: str, classes: list | None) -> dict[s
             if variance > 0:
                 out["r2"] = 1.0 - total["se"] / variance
         return {k: float(v) for k, v in out.items() if math.isfinite(v)}
-    counts = total["counts"].astype(float)
+    from sklearn_byoc.common.metrics import line_scores
+
     k = len(classes)
-    diagonal = np.diag(counts)
-    support, predicted = counts.sum(axis=1), counts.sum(axis=0)
-    recall = np.divide(diagonal, support, out=np.zeros(k), where=support > 0)
-    precision = np.divide(diagonal, predicted, out=np.zeros(k), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
-                   where=precision + recall > 0)
-    # Binary: the positive class (classes[1]); otherwise the macro average.
-    scored = [1] if k == 2 else list(range(k))
-    out = {"accuracy": diagonal.sum() / n,
-           "balanced_accuracy": float(np.mean(recall[support > 0])),
-           "precision": float(np.mean(precision[scored])),
-           "recall": float(np.mean(recall[scored])),
-           "f1": float(np.mean(f1[scored]))}
+    counts = total["counts"]
+    out = line_scores(counts, k)
+    support = counts.sum(axis=1)
     present = int((support > 0).sum())
     if "hist" in total and present > 1 and not total.get("unknown"):
         hist = total["hist"]

@@ -15,7 +15,7 @@ import pytest
 
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.processing import evaluate as ev
+from sklearn_byoc.processing import evaluate as ev, picture, report as layout
 from tests.sagemaker_tree import DATA
 
 TARGET = "churn"
@@ -43,8 +43,8 @@ def test_binary_report_matches_the_model(trained_model, tmp_path):
     test_dir = write_split(tmp_path / "test")
     report = run(tmp_path, trained_model / "model", test_dir, "--bootstrap", "20")
 
-    assert list(report) == [ev.BINARY, "quality_gate"]
-    section = report[ev.BINARY]
+    assert list(report) == [layout.BINARY, "quality_gate"]
+    section = report[layout.BINARY]
     for name in ("accuracy", "precision", "recall", "f1", "auc"):
         assert set(section[name]) == {"value", "standard_deviation"}, name
         assert 0 <= section[name]["value"] <= 1
@@ -70,7 +70,7 @@ def test_binary_report_matches_the_model(trained_model, tmp_path):
 def test_no_bootstrap_reports_nan_as_sagemaker_spells_it(trained_model, tmp_path):
     report = run(tmp_path, trained_model / "model", write_split(tmp_path / "test"),
                  "--bootstrap", "0")
-    assert report[ev.BINARY]["accuracy"]["standard_deviation"] == "NaN"
+    assert report[layout.BINARY]["accuracy"]["standard_deviation"] == "NaN"
 
 
 def test_a_model_tarball_is_unpacked(trained_model, tmp_path):
@@ -81,7 +81,7 @@ def test_a_model_tarball_is_unpacked(trained_model, tmp_path):
         for path in (trained_model / "model").iterdir():
             tar.add(path, arcname=path.name)
     report = run(tmp_path, model_dir, write_split(tmp_path / "test"), "--bootstrap", "0")
-    assert report[ev.BINARY]["accuracy"]["value"] > 0.5
+    assert report[layout.BINARY]["accuracy"]["value"] > 0.5
 
 
 def test_headerless_test_data_is_read_target_first(trained_model, tmp_path):
@@ -111,7 +111,7 @@ def test_categorical_codes_that_look_like_numbers_are_typed_as_in_training(tmp_p
     test_dir.mkdir()
     frame[frame.plan != "x"].to_csv(test_dir / "test.csv", index=False)
     report = run(tmp_path, base / "model", test_dir, "--bootstrap", "0")
-    assert report[ev.BINARY]["accuracy"]["value"] > 0.9
+    assert report[layout.BINARY]["accuracy"]["value"] > 0.9
 
 
 def test_multiclass_and_regression_sections(tmp_path):
@@ -119,15 +119,15 @@ def test_multiclass_and_regression_sections(tmp_path):
     y = np.array(["a", "b", "c", "a", "b", "c", "a"], dtype=object)
     pred = np.array(["a", "b", "b", "a", "c", "c", "a"], dtype=object)
     proba = np.eye(3)[[0, 1, 1, 0, 2, 2, 0]] * 0.8 + 0.2 / 3
-    report = ev.classification_report(y, pred, proba, classes, rounds=10, seed=1)
-    section = report[ev.MULTICLASS]
+    report = layout.classification_report(y, pred, proba, classes, rounds=10, seed=1)
+    section = report[layout.MULTICLASS]
     assert section["accuracy"]["value"] == pytest.approx(5 / 7)
     assert section["confusion_matrix"]["c"] == {"a": 0, "b": 1, "c": 1}
     assert "receiver_operating_characteristic_curve" not in section
 
-    regression = ev.regression_report([1.0, 2.0, 3.0, 4.0], [1.0, 2.5, 2.5, 4.0], rounds=0,
+    regression = layout.regression_report([1.0, 2.0, 3.0, 4.0], [1.0, 2.5, 2.5, 4.0], rounds=0,
                                       seed=0)
-    metrics = regression[ev.REGRESSION]
+    metrics = regression[layout.REGRESSION]
     assert set(metrics) == {"mse", "rmse", "mae", "r2"}
     assert metrics["mse"]["value"] == pytest.approx(0.125)
     assert metrics["rmse"]["value"] == pytest.approx(math.sqrt(0.125))
@@ -166,8 +166,8 @@ def test_multiclass_scores_are_the_layouts_weighted_averages():
     from sklearn import metrics as m
 
     classes, y, pred, proba = imbalanced_multiclass()
-    report = ev.classification_report(y, pred, proba, classes, rounds=0, seed=0)
-    section = report[ev.MULTICLASS]
+    report = layout.classification_report(y, pred, proba, classes, rounds=0, seed=0)
+    section = report[layout.MULTICLASS]
     assert LAYOUT_MULTICLASS <= set(section)
     # The bare names mean the positive class in the binary section: not here.
     assert not {"precision", "recall", "f1"} & set(section)
@@ -194,7 +194,7 @@ def test_best_constant_classifier_is_the_best_of_every_constant_prediction():
     from sklearn import metrics as m
 
     classes, y, pred, proba = imbalanced_multiclass()
-    section = ev.classification_report(y, pred, proba, classes, rounds=0, seed=0)[ev.MULTICLASS]
+    section = layout.classification_report(y, pred, proba, classes, rounds=0, seed=0)[layout.MULTICLASS]
     scorers = {
         "accuracy": m.accuracy_score,
         "weighted_recall": lambda t, p: m.recall_score(t, p, average="weighted",
@@ -223,8 +223,8 @@ def test_binary_section_has_the_layouts_rates_and_f_scores():
     scores = rng.random(n)
     proba = np.column_stack([1 - scores, scores])
     # The positive class is the model's second one.
-    section = ev.classification_report(y, pred, proba, ["stay", "leave"], rounds=0,
-                                       seed=0)[ev.BINARY]
+    section = layout.classification_report(y, pred, proba, ["stay", "leave"], rounds=0,
+                                       seed=0)[layout.BINARY]
     assert LAYOUT_BINARY <= set(section)
     truth, said = y == "leave", pred == "leave"
     tp, fp = int(np.sum(truth & said)), int(np.sum(~truth & said))
@@ -250,7 +250,7 @@ def test_binary_section_has_the_layouts_rates_and_f_scores():
 
 def test_quality_gate_is_the_share_of_the_constant_predictions_error_removed():
     classes, y, pred, proba = imbalanced_multiclass()
-    report = ev.classification_report(y, pred, proba, classes, rounds=20, seed=0)
+    report = layout.classification_report(y, pred, proba, classes, rounds=20, seed=0)
     gate = report["quality_gate"]
     accuracy = float(np.mean(y == pred))
     majority = float(np.mean(y == "ant"))
@@ -264,7 +264,7 @@ def test_quality_gate_is_the_share_of_the_constant_predictions_error_removed():
 
     # Predicting the majority class everywhere is exactly the baseline.
     constant = np.full(len(y), "ant", dtype=object)
-    report = ev.classification_report(y, constant, None, classes, rounds=0, seed=0)
+    report = layout.classification_report(y, constant, None, classes, rounds=0, seed=0)
     assert report["quality_gate"]["value"] == pytest.approx(0.0)
 
 
@@ -274,27 +274,27 @@ def test_regression_gate_is_r2_whatever_the_units():
     rng = np.random.default_rng(1)
     y = rng.normal(50_000, 9_000, 400)
     pred = y + rng.normal(0, 4_000, 400)
-    report = ev.regression_report(y, pred, rounds=0, seed=0)
-    assert set(report[ev.REGRESSION]) == LAYOUT_REGRESSION
+    report = layout.regression_report(y, pred, rounds=0, seed=0)
+    assert set(report[layout.REGRESSION]) == LAYOUT_REGRESSION
     gate = report["quality_gate"]
     assert gate["value"] == pytest.approx(r2_score(y, pred))
     # The same model in other units passes or fails the gate alike.
-    scaled = ev.regression_report(y / 1000, pred / 1000, rounds=0, seed=0)["quality_gate"]
+    scaled = layout.regression_report(y / 1000, pred / 1000, rounds=0, seed=0)["quality_gate"]
     assert scaled["value"] == pytest.approx(gate["value"])
     assert gate["problem_type"] == "Regression" and gate["task"] == "REGRESSION"
     assert gate["baseline_error"] == pytest.approx(float(np.var(y)))
 
 
 def test_a_constant_test_target_gives_a_gate_of_zero():
-    report = ev.regression_report([3.0, 3.0, 3.0], [3.0, 3.1, 2.9], rounds=0, seed=0)
+    report = layout.regression_report([3.0, 3.0, 3.0], [3.0, 3.1, 2.9], rounds=0, seed=0)
     assert report["quality_gate"]["value"] == 0.0
     y = np.array(["a"] * 5, dtype=object)
-    report = ev.classification_report(y, y, None, ["a", "b"], rounds=0, seed=0)
+    report = layout.classification_report(y, y, None, ["a", "b"], rounds=0, seed=0)
     assert report["quality_gate"]["value"] == 0.0
 
 
 def test_confusion_matrix_lists_labels_the_model_never_predicts():
-    matrix = ev.confusion_matrix(np.array([0, 1, 2], dtype=object),
+    matrix = layout.confusion_matrix(np.array([0, 1, 2], dtype=object),
                                  np.array([0, 0, 0], dtype=object), [0, 1, 2])
     assert matrix == {"0": {"0": 1, "1": 0, "2": 0}, "1": {"0": 1, "1": 0, "2": 0},
                       "2": {"0": 1, "1": 0, "2": 0}}
@@ -305,7 +305,7 @@ def test_bootstrap_is_repeatable_and_shrinks_with_more_rows():
         rng = np.random.default_rng(3)
         y = rng.integers(0, 2, n)
         p = np.where(rng.random(n) < 0.8, y, 1 - y)
-        return ev.bootstrap_std(
+        return layout.bootstrap_std(
             lambda rows: {"accuracy": float(np.mean(y[rows] == p[rows]))}, n, 200, seed=7)
 
     assert spread(100) == spread(100)
@@ -316,13 +316,13 @@ def test_bootstrap_is_repeatable_and_shrinks_with_more_rows():
 def test_pictures_are_well_formed_svg():
     odd = "<yes & more>"
     matrix = {"no": {"no": 5, odd: 1}, odd: {"no": 0, odd: 7}}
-    root = ET.fromstring(ev.confusion_svg(matrix, "model on 13 rows"))
+    root = ET.fromstring(picture.confusion_svg(matrix, "model on 13 rows"))
     assert root.tag.endswith("svg")
     texts = [t.text for t in root.iter() if t.tag.endswith("text")]
     assert {"5", "1", "0", "7", odd} <= set(texts)
 
     y = np.linspace(0, 10, 50)
-    root = ET.fromstring(ev.residuals_svg(y, y + 0.5, "regression"))
+    root = ET.fromstring(picture.residuals_svg(y, y + 0.5, "regression"))
     assert len([e for e in root.iter() if e.tag.endswith("circle")]) == 50
 
 
