@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from sklearn_byoc.common import cells
-from sklearn_byoc.common.contract import HEADER_CHOICES, Paths
+from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.model_files import LoadedModel, ModelMetadata, load_model
@@ -47,7 +47,7 @@ from sklearn_byoc.common.tables.columns import conform_features
 from sklearn_byoc.common.tables.read import read_folder
 from sklearn_byoc.common.tables.target import resolve_target
 from sklearn_byoc.processing.picture import confusion_svg, residuals_svg
-from sklearn_byoc.processing.prepare import ArgumentParser
+from sklearn_byoc.processing.prepare import ArgumentParser, add_table_options
 from sklearn_byoc.processing.report import GATE, classification_report, regression_report
 
 log = logging.getLogger("processing")
@@ -72,11 +72,8 @@ def build_parser(paths: Paths) -> ArgumentParser:
     parser.add_argument("--output-dir", type=Path, default=base / "evaluation",
                         help="folder that receives evaluation.json and the picture "
                              "(default: %(default)s)")
-    parser.add_argument("--target", default=None,
-                        help="target column: name or 0-based index (default: the model's "
-                             "target by name, or the first column when there is no header)")
-    parser.add_argument("--header", choices=HEADER_CHOICES, default="auto",
-                        help="whether the test files start with a header row (default: auto)")
+    add_table_options(parser, "the model's target by name, or the first column when there "
+                              "is no header", "test files")
     parser.add_argument("--bootstrap", type=int, default=100,
                         help="bootstrap resamples for each metric's standard deviation; 0 "
                              "reports it as NaN (default: %(default)s)")

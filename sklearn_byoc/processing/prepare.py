@@ -61,6 +61,14 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (run '{self.prog} --help' for the options)")
 
 
+def add_table_options(parser: ArgumentParser, default_target: str, files: str) -> None:
+    """--target and --header, as prepare and evaluate both take them."""
+    parser.add_argument("--target", default=None,
+                        help=f"target column: name or 0-based index (default: {default_target})")
+    parser.add_argument("--header", choices=HEADER_CHOICES, default="auto",
+                        help=f"whether the {files} start with a header row (default: auto)")
+
+
 def build_parser(paths: Paths) -> ArgumentParser:
     parser = ArgumentParser(
         prog="processing prepare",
@@ -73,11 +81,8 @@ def build_parser(paths: Paths) -> ArgumentParser:
     parser.add_argument("--output-dir", type=Path, default=paths.processing_dir / "output",
                         help="folder that receives train/, validation/, test/ and "
                              "test_features/ (default: %(default)s)")
-    parser.add_argument("--target", default=None,
-                        help="target column: name or 0-based index (default: the one column "
-                             "named target, label, class or y, else the first column)")
-    parser.add_argument("--header", choices=HEADER_CHOICES, default="auto",
-                        help="whether the raw files start with a header row (default: auto)")
+    add_table_options(parser, "the one column named target, label, class or y, else the "
+                              "first column", "raw files")
     parser.add_argument("--task", choices=("auto", "classification", "regression"),
                         default="auto", help="stratify splits when classification "
                                              "(default: inferred from the target)")

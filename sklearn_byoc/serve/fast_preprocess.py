@@ -30,20 +30,32 @@ DICT_LOOKUP_ROWS = 64
 UNSEEN = "\x00unseen category\x00"
 
 
+class Block:
+    """The output columns, from ``start`` on, that one transformer of the ColumnTransformer
+    fills: as many as its ``sized_by`` field has entries."""
+
+    start: int
+    sized_by: str
+
+    @property
+    def width(self) -> int:
+        return len(getattr(self, self.sized_by))
+
+    def view(self, out: np.ndarray) -> np.ndarray:
+        return out[:, self.start:self.start + self.width]
+
+
 @dataclass
-class NumericBlock:
+class NumericBlock(Block):
     columns: list[str]
     fill: np.ndarray  # per column, the imputer's statistic
     mean: np.ndarray | None
     scale: np.ndarray | None
     start: int
-
-    @property
-    def width(self) -> int:
-        return len(self.columns)
+    sized_by = "columns"
 
     def apply(self, records: Records, out: np.ndarray) -> None:
-        block = out[:, self.start:self.start + self.width]
+        block = self.view(out)
         for j, name in enumerate(self.columns):
             block[:, j] = records.columns[name]
         missing = np.isnan(block)
@@ -92,17 +104,14 @@ class CategoricalColumn:
 
 
 @dataclass
-class CategoricalBlock:
+class CategoricalBlock(Block):
     columns: list[CategoricalColumn]
     base: np.ndarray  # the block's output for a reference row
     start: int
-
-    @property
-    def width(self) -> int:
-        return len(self.base)
+    sized_by = "base"
 
     def apply(self, records: Records, out: np.ndarray) -> None:
-        block = out[:, self.start:self.start + self.width]
+        block = self.view(out)
         block[:] = self.base
         for column in self.columns:
             if len(column.touched):

@@ -140,49 +140,34 @@ def type_value(key: str, raw: Any, kinds: frozenset[str], hint: str = "") -> Any
     def refuse():
         return HyperparameterError(key, raw, expected_text(kinds), hint=hint)
 
-    if literal is None:
-        if NONE in kinds:
-            return None
-        if STR in kinds:
-            return text
-        raise refuse()
-    if BOOL in kinds and INT not in kinds and not isinstance(literal, (list, dict)):
+    if BOOL in kinds and INT not in kinds and literal is not None \
+            and not isinstance(literal, (list, dict)):
         lowered = text.lower()
         if lowered in TRUE_WORDS or lowered in FALSE_WORDS:
             return lowered in TRUE_WORDS
         if STR not in kinds and FLOAT not in kinds:
             raise refuse()
-    if isinstance(literal, bool):
-        if BOOL in kinds:
-            return literal
-        if STR in kinds:
-            return text
-        raise refuse()
-    if isinstance(literal, int):
-        if INT in kinds:
-            return literal
-        if FLOAT in kinds:
-            return float(literal)
-        if STR in kinds:
-            return text
-        raise refuse()
-    if isinstance(literal, float):
-        if FLOAT in kinds:
-            return literal
-        if INT in kinds and literal.is_integer():
-            return int(literal)
-        if STR in kinds and INT not in kinds:
-            return text
-        raise refuse()
-    if isinstance(literal, (list, dict)):
-        if JSON in kinds:
-            return literal
-        if STR in kinds:
-            return text
-        raise refuse()
-    if STR in kinds:
-        return text
+    for kind, value in _readings(literal, text, kinds):
+        if kind in kinds:
+            return value
     raise refuse()
+
+
+def _readings(literal: Any, text: str, kinds: frozenset[str]) -> list[tuple[str, Any]]:
+    """What a value may be taken as, in order of preference: (kind, value)."""
+    if literal is None:
+        return [(NONE, None), (STR, text)]
+    if isinstance(literal, bool):
+        return [(BOOL, literal), (STR, text)]
+    if isinstance(literal, int):
+        return [(INT, literal), (FLOAT, float(literal)), (STR, text)]
+    if isinstance(literal, float):
+        # 5.0 is an integer parameter's 5; 5.5 is not its text either.
+        return [(FLOAT, literal)] + ([(INT, int(literal))] if literal.is_integer() else []) \
+            + ([(STR, text)] if INT not in kinds else [])
+    if isinstance(literal, (list, dict)):
+        return [(JSON, literal), (STR, text)]
+    return [(STR, text)]
 
 
 # -- the trainer's own keys --------------------------------------------------------------------

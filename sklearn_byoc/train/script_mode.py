@@ -259,33 +259,28 @@ def training_env(paths: Paths, raw_hyperparameters: dict[str, Any],
     }
 
 
+# Each SM_* variable sagemaker-training-toolkit sets, and the key of the training
+# environment (SM_TRAINING_ENV) it holds.
+SM_VARIABLES = (
+    ("SM_MODEL_DIR", "model_dir"), ("SM_HPS", "hyperparameters"),
+    ("SM_OUTPUT_DATA_DIR", "output_data_dir"), ("SM_OUTPUT_DIR", "output_dir"),
+    ("SM_OUTPUT_INTERMEDIATE_DIR", "output_intermediate_dir"), ("SM_INPUT_DIR", "input_dir"),
+    ("SM_INPUT_CONFIG_DIR", "input_config_dir"), ("SM_INPUT_DATA_CONFIG", "input_data_config"),
+    ("SM_RESOURCE_CONFIG", "resource_config"), ("SM_NUM_CPUS", "num_cpus"),
+    ("SM_NUM_GPUS", "num_gpus"), ("SM_HOSTS", "hosts"), ("SM_CURRENT_HOST", "current_host"),
+    ("SM_CURRENT_INSTANCE_TYPE", "current_instance_type"), ("SM_MODULE_NAME", "module_name"),
+    ("SM_MODULE_DIR", "module_dir"), ("SM_USER_ENTRY_POINT", "user_entry_point"),
+    ("SM_FRAMEWORK_PARAMS", "additional_framework_parameters"), ("SM_LOG_LEVEL", "log_level"),
+    ("SM_NETWORK_INTERFACE_NAME", "network_interface_name"),
+)
+
+
 def env_vars(env: dict[str, Any], args: list[str]) -> dict[str, str]:
     """The SM_* variables sagemaker-training-toolkit gives a training script."""
-    out = {
-        "SM_MODEL_DIR": env["model_dir"],
-        "SM_CHANNELS": env_text(sorted(env["channel_input_dirs"])),
-        "SM_HPS": env_text(env["hyperparameters"]),
-        "SM_OUTPUT_DATA_DIR": env["output_data_dir"],
-        "SM_OUTPUT_DIR": env["output_dir"],
-        "SM_OUTPUT_INTERMEDIATE_DIR": env["output_intermediate_dir"],
-        "SM_INPUT_DIR": env["input_dir"],
-        "SM_INPUT_CONFIG_DIR": env["input_config_dir"],
-        "SM_INPUT_DATA_CONFIG": env_text(env["input_data_config"]),
-        "SM_RESOURCE_CONFIG": env_text(env["resource_config"]),
-        "SM_NUM_CPUS": env_text(env["num_cpus"]),
-        "SM_NUM_GPUS": env_text(env["num_gpus"]),
-        "SM_HOSTS": env_text(env["hosts"]),
-        "SM_CURRENT_HOST": env["current_host"],
-        "SM_CURRENT_INSTANCE_TYPE": env_text(env["current_instance_type"]),
-        "SM_MODULE_NAME": env["module_name"],
-        "SM_MODULE_DIR": env["module_dir"],
-        "SM_USER_ENTRY_POINT": env["user_entry_point"],
-        "SM_FRAMEWORK_PARAMS": env_text(env["additional_framework_parameters"]),
-        "SM_LOG_LEVEL": env_text(env["log_level"]),
-        "SM_NETWORK_INTERFACE_NAME": env_text(env["network_interface_name"]),
-        "SM_TRAINING_ENV": env_text(env),
-        "SM_USER_ARGS": env_text(args),
-    }
+    out = {name: env_text(env[key]) for name, key in SM_VARIABLES}
+    out["SM_CHANNELS"] = env_text(sorted(env["channel_input_dirs"]))
+    out["SM_TRAINING_ENV"] = env_text(env)
+    out["SM_USER_ARGS"] = env_text(args)
     for name, folder in env["channel_input_dirs"].items():
         out[f"SM_CHANNEL_{name.upper()}"] = folder
     for key, value in env["hyperparameters"].items():
