@@ -370,3 +370,14 @@ def test_gzipped_csv_is_read(tmp_path):
 
     write(tmp_path, "part-0.csv.gz", gzip.compress(numbers_csv(3).encode()))
     assert read_folder(tmp_path).frame.columns.tolist() == ["x", "y", "label"]
+
+
+def test_a_misspelled_target_gets_a_did_you_mean(tmp_path):
+    (tmp_path / "d.csv").write_text("customer_age,churned,plan\n31,yes,a\n40,no,b\n")
+    table = read_folder(tmp_path)
+    with pytest.raises(HyperparameterError) as info:
+        resolve_target(table, "churn")
+    assert "did you mean 'churned'?" in str(info.value)
+    with pytest.raises(HyperparameterError) as info:
+        resolve_target(table, "zzz")
+    assert "did you mean" not in str(info.value) and "columns: customer_age" in str(info.value)

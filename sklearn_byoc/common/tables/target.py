@@ -1,6 +1,7 @@
 """The column to predict, when it is named or not, and the task its values pose."""
 from __future__ import annotations
 
+import difflib
 import logging
 
 import numpy as np
@@ -75,8 +76,10 @@ def resolve_target(table: Table, target: str | None, *, option: str = "target") 
     if not table.has_header:
         raise _bad_target(option, target, "a 0-based column index",
                           "the data has no header row, so columns have no names")
+    close = difflib.get_close_matches(target, [str(c) for c in columns], n=1)
     raise _bad_target(option, target, "a column of the data",
-                      "columns: " + ", ".join(map(str, columns[:50])))
+                      (f"did you mean {close[0]!r}? " if close else "")
+                      + "columns: " + ", ".join(map(str, columns[:50])))
 
 
 def infer_task(y: pd.Series) -> str:
