@@ -112,6 +112,7 @@ class ShareSummary:
     # Up to 21 distinct target values (task=auto needs to know "more than 20").
     target_values: list = field(default_factory=list)
     validation_rows: int = 0
+    identifiers: list[str] = field(default_factory=list)  # columns that identify its rows
 
 
 def read_share(store: dict, settings, has_validation: bool) -> ShareSummary:
@@ -136,9 +137,13 @@ def read_share(store: dict, settings, has_validation: bool) -> ShareSummary:
     present = y.dropna()
     numeric = bool(pd.api.types.is_numeric_dtype(present)
                    and not pd.api.types.is_bool_dtype(present))
+    from sklearn_byoc.common.tables.columns import identifier_columns
+
+    keep = [c for c in store.get("keep", ()) if c in X.columns]
     summary = ShareSummary(len(X), columns, data.feature_kinds(X), target, table.has_header,
                            list(table.all_columns), list(table.ignored), numeric,
-                           list(pd.unique(present)[:21]))
+                           list(pd.unique(present)[:21]),
+                           identifier_columns(X.drop(columns=keep))[0])
     if has_validation:
         val = read("validation")
         store["val_table"] = val
@@ -154,6 +159,7 @@ class Plan:
     task: str
     kinds: dict[str, str]
     columns: list[str]  # feature columns, in file order
+    ignored: list[str]  # ignore_columns, and columns that identify rows on every host
     holdout_fraction: float | None  # None: the validation channel is the hold-out
     seed: int
 
@@ -176,8 +182,13 @@ def plan(summaries: dict[str, ShareSummary], settings, has_validation: bool) -> 
             raise UserError(f"the data {host} read has the columns {summary.columns[:20]}, "
                             f"others have {first.columns[:20]}: every file of the channel "
                             "must have the same columns")
+    identifiers = [c for c in first.kinds
+                   if all(c in s.identifiers for s in with_rows.values())]
+    for name in identifiers:
+        log.warning("leaving out column %r: it identifies rows, which teaches a model nothing "
+                    "about new rows; keep_columns=%s keeps it", name, name)
     kinds = {}
-    for name in first.kinds:
+    for name in (c for c in first.kinds if c not in identifiers):
         seen = {s.kinds[name] for s in with_rows.values()}
         kinds[name] = "categorical" if "categorical" in seen else "numeric"
     if settings.task != "auto":
@@ -187,7 +198,8 @@ def plan(summaries: dict[str, ShareSummary], settings, has_validation: bool) -> 
     else:
         values = pd.unique(pd.Series([v for s in with_rows.values() for v in s.target_values]))
         task = infer_task(pd.Series(values[:21]))
-    return Plan(first.target, task, kinds, list(first.kinds),
+    ignored = [c for c in first.all_columns if c in set(first.ignored) | set(identifiers)]
+    return Plan(first.target, task, kinds, list(kinds), ignored,
                 None if has_validation else settings.holdout_fraction, settings.seed)
 
 

@@ -258,6 +258,9 @@ TRAINER_KEYS: dict[str, TrainerKey] = {row.name: row for row in (
                _number_between(INT, 0, None)),
     TrainerKey("ignore_columns", "names or 0-based indexes", [],
                "columns left out of the model (comma-separated or a JSON list)", _columns),
+    TrainerKey("keep_columns", "names or 0-based indexes", [],
+               "columns kept although they look like row identifiers (a text column distinct "
+               "on 95 % of rows, an integer column counting the rows)", _columns),
     TrainerKey("sample_rows", "integer >= 0", 0,
                "several instances: the rows of the sample a model without a distributed form "
                "is fitted on (0: as many as a quarter of the first instance's memory holds)",
@@ -384,6 +387,7 @@ class Settings:
     seed: int = 42
     # As given: names, or 0-based indexes, in the user's order.
     ignore_columns: list[str] = field(default_factory=list)
+    keep_columns: list[str] = field(default_factory=list)
     sample_rows: int = 0
     epochs: int = 5
     cluster_join_timeout: int = 900

@@ -148,9 +148,9 @@ def train_on_hosts(paths: Paths, settings: Settings, hosts: d.Hosts, has_validat
         metrics=metrics, versions=library_versions(), training_rows=total,
         header=first.has_header, hosts=hosts_used,
         columns=[Column(name, "target" if name == plan.target else
-                        "ignored" if name in first.ignored else "feature")
+                        "ignored" if name in plan.ignored else "feature")
                  for name in first.all_columns],
-        ignored_columns=list(first.ignored),
+        ignored_columns=list(plan.ignored),
     )
     return save_result(paths, pipeline, metadata, objective, started)
 
@@ -181,6 +181,7 @@ def train_on_instances(paths: Paths, settings: Settings, input_config: dict,
                                   ignore=ignore)
 
     cluster.STORE["read"] = read
+    cluster.STORE["keep"] = settings.keep_columns
     if resources.current_host != resources.hosts[0]:
         cluster.serve_as_worker(resources, settings.cluster_join_timeout, budget)
         return None

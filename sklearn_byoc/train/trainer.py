@@ -22,7 +22,7 @@ from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metri
 from sklearn_byoc.common.model_files import (Column, Feature, ModelMetadata, library_versions,
                                              remove_model, save_model)
 from sklearn_byoc.common.tables import Table
-from sklearn_byoc.common.tables.columns import conform_features
+from sklearn_byoc.common.tables.columns import conform_features, identifier_columns
 from sklearn_byoc.common.tables.read import read_folder
 from sklearn_byoc.common.tables.target import infer_task, resolve_target
 from sklearn_byoc.train import data, small_data
@@ -185,6 +185,40 @@ def ignore_resolver(items: list[str]):
     return resolve
 
 
+def column_names(items: list[str], table: Table, key: str) -> list[str]:
+    """Names or 0-based indexes of the files' columns (a hyperparameter's list) as names."""
+    columns = table.all_columns or [str(c) for c in table.frame.columns]
+    names = []
+    for item in items:
+        if item in columns:
+            names.append(item)
+        elif item.lstrip("-").isdigit() and -len(columns) <= int(item) < len(columns):
+            names.append(columns[int(item)])
+        else:
+            raise HyperparameterError(key, item, "a column of the data (name or 0-based index)",
+                                      hint="columns: " + ", ".join(columns[:50]))
+    return names
+
+
+def leave_out_identifiers(X: pd.DataFrame, table: Table, settings: Settings) -> pd.DataFrame:
+    """The features without the columns that identify rows (``keep_columns`` keeps them);
+    each left out is recorded as ignored, as ``ignore_columns`` would have it."""
+    keep = set(column_names(settings.keep_columns, table, "keep_columns"))
+    identifiers, distinct = identifier_columns(X.drop(columns=[c for c in keep if c in X]))
+    for name in identifiers:
+        log.warning("leaving out column %r: it identifies rows (%s), which teaches a model "
+                    "nothing about new rows; keep_columns=%s keeps it", name,
+                    "text distinct on almost every row" if X[name].dtype == object
+                    else "a row counter", name)
+    for name in distinct:
+        log.warning("column %r holds a different whole number on every row: if it is an "
+                    "identifier, leave it out with ignore_columns=%s", name, name)
+    if not identifiers:
+        return X
+    table.ignored = [c for c in table.all_columns if c in set(table.ignored) | set(identifiers)]
+    return X.drop(columns=identifiers)
+
+
 def input_columns(table: Table, target: str) -> list[Column]:
     """Every column of the training data in file order, with its role (for serve)."""
     ignored = set(table.ignored)
@@ -228,6 +262,7 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
                                   "columns other than the target",
                                   hint=f"it names the target column {target!r}")
     X, y = data.split_xy(table, target, "training")
+    X = leave_out_identifiers(X, table, settings)
 
     task = infer_task(y) if settings.task == "auto" else settings.task
     if task == "regression" and not pd.api.types.is_numeric_dtype(y):

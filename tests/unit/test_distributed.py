@@ -240,3 +240,14 @@ def test_serve_processing_and_a_one_host_job_never_import_dask():
                                                  .resolve().parents[2]))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_column_that_identifies_rows_on_every_host_is_left_out(tmp_path):
+    frame = make_rows(3000).drop(columns=["amount"])
+    frame.insert(0, "order_id", [f"o-{i:06d}" for i in range(len(frame))])
+    frames = dict(zip(HOSTS, split_rows(frame, 3)))
+    paths, _, _ = run(tmp_path, frames, {"model": "random_forest", "n_estimators": "6",
+                                         "target": "label"})
+    metadata = json.loads((paths.model_dir / "metadata.json").read_text())
+    assert metadata["ignored_columns"] == ["order_id"]
+    assert "order_id" not in [f["name"] for f in metadata["features"]]

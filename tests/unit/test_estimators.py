@@ -356,7 +356,7 @@ def test_type_value(raw, kinds, typed):
 
 def test_trainer_keys_are_the_documented_ones():
     assert set(TRAINER_KEYS) == {"model", "target", "task", "header", "holdout_fraction", "seed",
-                                 "ignore_columns", "sample_rows", "epochs",
+                                 "ignore_columns", "keep_columns", "sample_rows", "epochs",
                                  "cluster_join_timeout"}
 
 

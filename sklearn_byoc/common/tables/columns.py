@@ -126,3 +126,35 @@ def _short(value, limit: int = 60) -> str:
     """A cell for a message: a 10 MB value must not make a 10 MB failure reason."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
+
+
+# Identifier columns: a rule for tables of at least this many rows.
+ID_MIN_ROWS = 100
+ID_TEXT_DISTINCT = 0.95
+
+
+def identifier_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(columns that identify rows, integer columns merely distinct on every row).
+
+    An identifier is a text column distinct on at least 95 % of the rows, or an integer
+    column that counts the rows (distinct on every row, one more on each row in file
+    order): a model learns nothing from it that holds for new rows.  An integer column
+    distinct on every row that does not count them (an amount, say) may mean something.
+    """
+    n = len(frame)
+    if n < ID_MIN_ROWS:
+        return [], []
+    identifiers, distinct = [], []
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object:
+            present = column.dropna()
+            if len(present) and present.map(type).eq(str).all() \
+                    and present.nunique() >= ID_TEXT_DISTINCT * n:
+                identifiers.append(str(name))
+        elif pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            values = column.to_numpy()
+            if len(np.unique(values)) == n:
+                steps = np.diff(values)
+                (identifiers if np.all(steps == 1) else distinct).append(str(name))
+    return identifiers, distinct
