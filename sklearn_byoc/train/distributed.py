@@ -143,7 +143,7 @@ def read_share(store: dict, settings, has_validation: bool) -> ShareSummary:
     summary = ShareSummary(len(X), columns, data.feature_kinds(X), target, table.has_header,
                            list(table.all_columns), list(table.ignored), numeric,
                            list(pd.unique(present)[:21]),
-                           identifier_columns(X.drop(columns=keep))[0])
+                           identifiers=identifier_columns(X.drop(columns=keep))[0])
     if has_validation:
         val = read("validation")
         store["val_table"] = val
