@@ -118,11 +118,6 @@ class ModelService:
             else:
                 self.model = ServedModel.from_dir(model_dir)
 
-    def execution_parameters(self):
-        """The user's execution_parameters_fn answer, or None for the built-in one."""
-        function = self.code.execution_parameters_fn
-        return function() if function is not None else None
-
 
 # -- the layers -------------------------------------------------------------------------------
 def handler_body(body: Body, context: RequestContext) -> str | bytes:

@@ -375,13 +375,19 @@ def test_the_context_of_a_request_has_its_headers_by_their_usual_names():
 
 
 def test_execution_parameters_fn_answers_for_the_endpoint(builtin_dir, tmp_path):
+    from sklearn_byoc.serve.app import create_app
+    from sklearn_byoc.serve.config import ServerConfig
+
     folder = with_code(builtin_dir, tmp_path, """
         def execution_parameters_fn():
             return {"MaxConcurrentTransforms": 1, "MaxPayloadInMB": 2}
     """)
-    assert ModelService(folder).execution_parameters() == \
-        {"MaxConcurrentTransforms": 1, "MaxPayloadInMB": 2}
-    assert ModelService(builtin_dir).execution_parameters() is None
+    config = ServerConfig(model_dir=folder, max_payload_mb=6)
+    answer = create_app(ModelService(folder), config).test_client().get("/execution-parameters")
+    assert answer.get_json() == {"MaxConcurrentTransforms": 1, "MaxPayloadInMB": 2}
+    # Without one, the endpoint's own settings answer.
+    builtin = create_app(ModelService(builtin_dir), config).test_client()
+    assert builtin.get("/execution-parameters").get_json()["MaxPayloadInMB"] == 6
 
 
 def test_no_internal_type_reaches_a_handler(builtin_dir, tmp_path):
