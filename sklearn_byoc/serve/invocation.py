@@ -214,8 +214,11 @@ def invoke(service: ModelService, body: Body, context: RequestContext) -> Answer
     """One request through the one chain of layers."""
     code, model = service.code, service.model
     clock = Clock()
-    output = context.output  # an unknown output= is a 400 before anything runs
     transform_fn = code.get("transform_fn")
+    input_fn, predict_fn, output_fn = (code.get(n) for n in ("input_fn", "predict_fn",
+                                                               "output_fn"))
+    context.validate(writes_answer=transform_fn is None and output_fn is None)
+    output = context.output
     if transform_fn is not None:
         result = transform_fn(model.estimator, handler_body(body, context),
                               context.handler_content_type, context.handler_accept,
@@ -223,12 +226,8 @@ def invoke(service: ModelService, body: Body, context: RequestContext) -> Answer
         clock.lap("transform")
         return _timed(as_answer(result, context.handler_accept), clock, None)
 
-    input_fn, predict_fn, output_fn = (code.get(n) for n in ("input_fn", "predict_fn",
-                                                               "output_fn"))
     if predict_fn is None:
         model.check_output(output)
-    if output_fn is None:
-        context.answer_type  # an Accept nothing can answer is a 406 before predicting
     if input_fn is None and predict_fn is None:
         prediction = decode_and_predict(model, body, context, clock)
     else:

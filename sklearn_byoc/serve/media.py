@@ -191,6 +191,14 @@ class RequestContext:
                 found[environ_header(key)] = environ[key]
         return found
 
+    def validate(self, *, writes_answer: bool) -> None:
+        """Refuses, before any layer runs, what no answer can satisfy: an unknown
+        ``output=`` (400) and, when the built-in output layer writes the answer
+        (``writes_answer``), an Accept it cannot write (406).  The decisions are kept
+        for the layers that use them."""
+        for decision in ("output", "answer_type") if writes_answer else ("output",):
+            getattr(self, decision)  # decided and cached now; a refusal raises here
+
     @cached_property
     def media(self) -> MediaType:
         return content_type(self.content_type)

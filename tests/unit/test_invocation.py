@@ -405,3 +405,16 @@ def test_no_internal_type_reaches_a_handler(builtin_dir, tmp_path):
         body = request_body(ROWS[:1], NAMES, content_type)
         seen = json.loads(call(ModelService(folder), body, content_type, JSON).body)
         assert not any(module.startswith("sklearn_byoc") for module in seen), seen
+
+
+def test_a_request_is_validated_before_any_layer_runs():
+    from sklearn_byoc.serve.errors import NotAcceptable
+
+    png = RequestContext(content_type=CSV, accept="image/png")
+    with pytest.raises(NotAcceptable):
+        png.validate(writes_answer=True)
+    png.validate(writes_answer=False)  # a user's output_fn answers any Accept
+    bogus = RequestContext(content_type=CSV, custom_attributes="output=everything")
+    for writes_answer in (True, False):
+        with pytest.raises(RequestError, match="output='everything' must be one of"):
+            bogus.validate(writes_answer=writes_answer)
