@@ -131,6 +131,20 @@ def output_choice(custom_attributes: str | None, default: str) -> str:
     return default
 
 
+def announced_length(content_length: str | None, transfer_encoding: str | None = None
+                     ) -> int | None:
+    """The body size the headers announce; None when they announce none (a chunked
+    body, or no Content-Length).  gunicorn answers 400 to a value that is not a
+    length before the app sees it; under any other server such a value counts as none."""
+    if content_length is None or transfer_encoding:
+        return None
+    try:
+        length = int(content_length)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
 def environ_key(header: str) -> str:
     """Where WSGI keeps a request header (PEP 3333): ``HTTP_`` and the name in capitals,
     dashes as underscores."""

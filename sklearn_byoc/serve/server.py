@@ -43,6 +43,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.serve.config import KEEPALIVE_SECONDS, ServerConfig
+from sklearn_byoc.serve.media import announced_length
 
 log = logging.getLogger("serve")
 
@@ -398,16 +399,6 @@ class RequestWatchdog:
         os._exit(1)
 
 
-def announced_length(req) -> int:
-    for name, value in req.headers:
-        if name == "CONTENT-LENGTH":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
-
-
 def fork_hooks(workers: int) -> dict:
     """The master's hooks around forking a worker.
 
@@ -439,7 +430,9 @@ def gunicorn_options(config: ServerConfig) -> dict:
 
     def pre_request(worker, req):
         watchdog.started(worker, req)
-        if announced_length(req) > config.max_payload_bytes:
+        # Before the WSGI environ exists: gunicorn's parsed request is read here.
+        value = next((v for name, v in req.headers if name == "CONTENT-LENGTH"), None)
+        if (announced_length(value) or 0) > config.max_payload_bytes:
             # The app answers 413 without reading the body; closing the
             # connection afterwards spares reading (and discarding) it all
             # just to keep the connection for another request.

@@ -418,3 +418,13 @@ def test_a_request_is_validated_before_any_layer_runs():
     for writes_answer in (True, False):
         with pytest.raises(RequestError, match="output='everything' must be one of"):
             bogus.validate(writes_answer=writes_answer)
+
+
+@pytest.mark.parametrize("content_length, transfer_encoding, length", [
+    ("10", None, 10), ("0", None, 0), (None, None, None), (None, "chunked", None),
+    ("10", "chunked", None), ("ten", None, None), ("-1", None, None)])
+def test_the_announced_length_is_read_from_the_headers(content_length, transfer_encoding,
+                                                       length):
+    from sklearn_byoc.serve.media import announced_length
+
+    assert announced_length(content_length, transfer_encoding) == length
