@@ -30,22 +30,21 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.formats import FORMATS
-from sklearn_byoc.serve.formats.csv_input import CsvReader, blocks
 from sklearn_byoc.serve.formats.output import Prediction, check_output, jsonable
 from sklearn_byoc.serve.media import CSV, JSON, NPY, RequestContext
 from sklearn_byoc.serve.model import ServedModel
 from sklearn_byoc.serve.schema import Records
 from sklearn_byoc.serve.user_code import HandlerError, UserCode, load_user_code
 
-# CSV bodies larger than this are parsed and predicted block by block, as
-# they are read, so a 100 MB batch payload never sits in memory several times.
+# Bodies larger than this, of a format that streams, are parsed and predicted block by
+# block as they are read, so a 100 MB batch payload never sits in memory several times.
 BLOCK_BYTES = 4 * 1024 * 1024
 # The content types for which AWS's containers hand input_fn a str, not bytes.
 TEXT_BODY_TYPES = (JSON, CSV)
@@ -75,7 +74,7 @@ class Clock:
 
 
 class Body:
-    """A request body: read whole, or (CSV) block by block as it arrives."""
+    """A request body: read whole, or block by block as it arrives (formats that stream)."""
 
     def __init__(self, read: Callable[[], bytes], stream=None, length: int = 0,
                  block_bytes: int = BLOCK_BYTES):
@@ -98,9 +97,6 @@ class Body:
     def large(self) -> bool:
         return self._data is None and self.stream is not None and \
             self.length > self.block_bytes
-
-    def blocks(self) -> Iterator[bytes]:
-        return blocks(self.stream, self.length, self.block_bytes)
 
 
 class ModelService:
@@ -151,16 +147,16 @@ def user_input(model: ServedModel, data, context: RequestContext):
 
 def decode_and_predict(model: ServedModel, body: Body, context: RequestContext,
                        clock: Clock) -> Prediction:
-    """The built-in input and predict layers together: a large CSV body block by block."""
+    """The built-in input and predict layers together: a large body block by block when
+    its format streams."""
     media = context.media
+    fmt = FORMATS[media.kind]
     probabilities = context.output != "label"
-    if model.schema is not None and FORMATS[media.kind].streams and media.utf8 and body.large:
-        reader = CsvReader(model.schema, media)
-        parts, row = [], 1
-        for block in body.blocks():
-            records = reader.read(block, row)
+    if model.schema is not None and fmt.streams(media) and body.large:
+        parts = []
+        for records in fmt.read_blocks(body.stream, body.length, body.block_bytes,
+                                       model.schema, media):
             clock.lap("decode")
-            row += records.n
             if records.n:
                 parts.append(model.predict(records, probabilities=probabilities))
             clock.lap("predict")
