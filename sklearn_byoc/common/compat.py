@@ -35,11 +35,6 @@ def sklearn_version() -> str:
     return sklearn.__version__
 
 
-def image_line() -> str:
-    """The line of the scikit-learn this process runs."""
-    return line_of(sklearn_version()) or sklearn_version()
-
-
 @contextlib.contextmanager
 def quiet_version_warnings() -> Iterator[None]:
     """Silences the warning scikit-learn gives for each estimator it unpickles from

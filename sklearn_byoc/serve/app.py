@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -18,7 +19,8 @@ from sklearn_byoc.serve import access
 from sklearn_byoc.serve.config import ServerConfig
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.invocation import Body, ModelService, invoke
-from sklearn_byoc.serve.media import INFERENCE_ID_KEY, RequestContext, new_request_id
+from sklearn_byoc.serve.media import (INFERENCE_ID_KEY, RequestContext, announced_length,
+                                      new_request_id)
 from sklearn_byoc.serve.user_code import HandlerError
 
 log = logging.getLogger("serve")
@@ -35,10 +37,10 @@ def plain(message: str, status: int) -> Response:
     return Response(message.rstrip() + "\n", status=status, mimetype="text/plain")
 
 
-def whole_body() -> bytes:
+def whole_body(length: int | None) -> bytes:
     data = request.get_data(cache=False)
     limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(data) >= limit:
+    if length is None and limit is not None and len(data) >= limit:
         # werkzeug stops reading a chunked body at the limit without an error:
         # a byte left behind it means the body was larger, not that it ended there.
         if request.environ["wsgi.input"].read(1):
@@ -46,13 +48,14 @@ def whole_body() -> bytes:
     return data
 
 
-def request_body() -> Body:
-    length = request.content_length or 0
-    return Body(whole_body, request.stream if length else None, length)
-
-
-# What a request's handling tells its access line, kept in the WSGI environ.
+# What the entry of a request (RequestLog) read of it, and what its handling tells its
+# access line, kept in the WSGI environ.
 NOTES = "sklearn_byoc.access"
+
+
+def request_body() -> Body:
+    length = request.environ[NOTES]["length"]
+    return Body(partial(whole_body, length), request.stream if length else None, length or 0)
 
 
 def note(**fields) -> None:
@@ -90,12 +93,15 @@ class RequestLog:
         started = time.perf_counter()
         # The caller's X-Amzn-SageMaker-Inference-Id, else one made here.
         request_id = environ.get(INFERENCE_ID_KEY) or new_request_id()
-        notes = environ[NOTES] = {"request_id": request_id}
+        # Content-Length is read here, once, and passed on (request_body reads the notes).
+        length = announced_length(environ.get("CONTENT_LENGTH"),
+                                  environ.get("HTTP_TRANSFER_ENCODING"))
+        notes = environ[NOTES] = {"request_id": request_id, "length": length}
         token = access.current_request.set(request_id)
         answered = []
 
         def finish(status: str, headers: list, exc_info=None):
-            if not self.read_the_rest(environ):
+            if not self.read_the_rest(environ, length):
                 headers.append(("Connection", "close"))
             answered.append((status, headers))
             return start_response(status, headers, exc_info)
@@ -107,7 +113,7 @@ class RequestLog:
                 self.log(environ, notes, answered[-1], time.perf_counter() - started)
             access.current_request.reset(token)
 
-    def read_the_rest(self, environ) -> bool:
+    def read_the_rest(self, environ, length: int | None) -> bool:
         """Whether the connection may be kept alive: the body is read to its end.
 
         gunicorn 27's threaded worker fails the next request on a kept-alive
@@ -118,10 +124,6 @@ class RequestLog:
         with the connection closed, so the client's next request opens a new one.
         """
         chunked = bool(environ.get("HTTP_TRANSFER_ENCODING"))
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return False
         if not length:
             return not chunked
         if chunked or length > self.max_body:

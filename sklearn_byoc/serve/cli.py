@@ -66,7 +66,8 @@ def main(argv: list[str]) -> int:
     from sklearn_byoc.serve.access import install_request_ids
     from sklearn_byoc.serve.user_code import HandlerError
 
-    from sklearn_byoc.serve.server import check_gunicorn, run
+    from sklearn_byoc.serve.server import run
+    from sklearn_byoc.serve.worker import check_gunicorn
 
     install_request_ids()
     try:

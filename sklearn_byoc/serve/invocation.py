@@ -30,22 +30,21 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.formats import FORMATS
-from sklearn_byoc.serve.formats.csv_input import CsvReader, blocks
 from sklearn_byoc.serve.formats.output import Prediction, check_output, jsonable
 from sklearn_byoc.serve.media import CSV, JSON, NPY, RequestContext
 from sklearn_byoc.serve.model import ServedModel
 from sklearn_byoc.serve.schema import Records
 from sklearn_byoc.serve.user_code import HandlerError, UserCode, load_user_code
 
-# CSV bodies larger than this are parsed and predicted block by block, as
-# they are read, so a 100 MB batch payload never sits in memory several times.
+# Bodies larger than this, of a format that streams, are parsed and predicted block by
+# block as they are read, so a 100 MB batch payload never sits in memory several times.
 BLOCK_BYTES = 4 * 1024 * 1024
 # The content types for which AWS's containers hand input_fn a str, not bytes.
 TEXT_BODY_TYPES = (JSON, CSV)
@@ -75,7 +74,7 @@ class Clock:
 
 
 class Body:
-    """A request body: read whole, or (CSV) block by block as it arrives."""
+    """A request body: read whole, or block by block as it arrives (formats that stream)."""
 
     def __init__(self, read: Callable[[], bytes], stream=None, length: int = 0,
                  block_bytes: int = BLOCK_BYTES):
@@ -99,9 +98,6 @@ class Body:
         return self._data is None and self.stream is not None and \
             self.length > self.block_bytes
 
-    def blocks(self) -> Iterator[bytes]:
-        return blocks(self.stream, self.length, self.block_bytes)
-
 
 class ModelService:
     """Everything one model folder answers with: its model and its code's handlers."""
@@ -117,11 +113,6 @@ class ModelService:
                     ServedModel.wrap(loaded, source=f"model_fn of {self.code.program}")
             else:
                 self.model = ServedModel.from_dir(model_dir)
-
-    def execution_parameters(self):
-        """The user's execution_parameters_fn answer, or None for the built-in one."""
-        function = self.code.execution_parameters_fn
-        return function() if function is not None else None
 
 
 # -- the layers -------------------------------------------------------------------------------
@@ -156,16 +147,16 @@ def user_input(model: ServedModel, data, context: RequestContext):
 
 def decode_and_predict(model: ServedModel, body: Body, context: RequestContext,
                        clock: Clock) -> Prediction:
-    """The built-in input and predict layers together: a large CSV body block by block."""
+    """The built-in input and predict layers together: a large body block by block when
+    its format streams."""
     media = context.media
+    fmt = FORMATS[media.kind]
     probabilities = context.output != "label"
-    if model.schema is not None and FORMATS[media.kind].streams and media.utf8 and body.large:
-        reader = CsvReader(model.schema, media)
-        parts, row = [], 1
-        for block in body.blocks():
-            records = reader.read(block, row)
+    if model.schema is not None and fmt.streams(media) and body.large:
+        parts = []
+        for records in fmt.read_blocks(body.stream, body.length, body.block_bytes,
+                                       model.schema, media):
             clock.lap("decode")
-            row += records.n
             if records.n:
                 parts.append(model.predict(records, probabilities=probabilities))
             clock.lap("predict")
@@ -219,8 +210,11 @@ def invoke(service: ModelService, body: Body, context: RequestContext) -> Answer
     """One request through the one chain of layers."""
     code, model = service.code, service.model
     clock = Clock()
-    output = context.output  # an unknown output= is a 400 before anything runs
     transform_fn = code.get("transform_fn")
+    input_fn, predict_fn, output_fn = (code.get(n) for n in ("input_fn", "predict_fn",
+                                                               "output_fn"))
+    context.validate(writes_answer=transform_fn is None and output_fn is None)
+    output = context.output
     if transform_fn is not None:
         result = transform_fn(model.estimator, handler_body(body, context),
                               context.handler_content_type, context.handler_accept,
@@ -228,12 +222,8 @@ def invoke(service: ModelService, body: Body, context: RequestContext) -> Answer
         clock.lap("transform")
         return _timed(as_answer(result, context.handler_accept), clock, None)
 
-    input_fn, predict_fn, output_fn = (code.get(n) for n in ("input_fn", "predict_fn",
-                                                               "output_fn"))
     if predict_fn is None:
         model.check_output(output)
-    if output_fn is None:
-        context.answer_type  # an Accept nothing can answer is a 406 before predicting
     if input_fn is None and predict_fn is None:
         prediction = decode_and_predict(model, body, context, clock)
     else:

@@ -131,6 +131,20 @@ def output_choice(custom_attributes: str | None, default: str) -> str:
     return default
 
 
+def announced_length(content_length: str | None, transfer_encoding: str | None = None
+                     ) -> int | None:
+    """The body size the headers announce; None when they announce none (a chunked
+    body, or no Content-Length).  gunicorn answers 400 to a value that is not a
+    length before the app sees it; under any other server such a value counts as none."""
+    if content_length is None or transfer_encoding:
+        return None
+    try:
+        length = int(content_length)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
 def environ_key(header: str) -> str:
     """Where WSGI keeps a request header (PEP 3333): ``HTTP_`` and the name in capitals,
     dashes as underscores."""
@@ -190,6 +204,14 @@ class RequestContext:
             if environ.get(key):
                 found[environ_header(key)] = environ[key]
         return found
+
+    def validate(self, *, writes_answer: bool) -> None:
+        """Refuses, before any layer runs, what no answer can satisfy: an unknown
+        ``output=`` (400) and, when the built-in output layer writes the answer
+        (``writes_answer``), an Accept it cannot write (406).  The decisions are kept
+        for the layers that use them."""
+        for decision in ("output", "answer_type") if writes_answer else ("output",):
+            getattr(self, decision)  # decided and cached now; a refusal raises here
 
     @cached_property
     def media(self) -> MediaType:

@@ -6,7 +6,7 @@ Three kinds of model reach here, and all take the same request path:
   names, order and kinds, the target, the classes);
 - a model file alone (``model.joblib`` or ``model.pkl``, written by plain
   scikit-learn code or a script for AWS's scikit-learn image): what it
-  expects is read from the estimator itself (:func:`describe_estimator`);
+  expects is read from the estimator itself (describe.py);
 - whatever a user's ``model_fn`` returned: described the same way when it is
   a fitted scikit-learn estimator, else served without a schema.
 
@@ -22,18 +22,17 @@ from typing import Any
 import numpy as np
 
 from sklearn_byoc.common import compat
-from sklearn_byoc.common.model_files import Feature, ModelMetadata, load_model
+from sklearn_byoc.common.model_files import ModelMetadata, load_model
+from sklearn_byoc.serve.describe import describe_estimator, is_classifier
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.fast_preprocess import compile_preprocess
 from sklearn_byoc.serve.fast_linear import compile_linear
 from sklearn_byoc.serve.fast_trees import SMALL_ROWS, FastTrees, compile_trees
 from sklearn_byoc.serve.formats.output import Prediction
+from sklearn_byoc.serve.probe import probe
 from sklearn_byoc.serve.schema import Records, Schema
 
 log = logging.getLogger("serve")
-
-NUMERIC, CATEGORICAL = "numeric", "categorical"
-
 
 class ServedModel:
     """One worker's model: loaded once, used by every request."""
@@ -47,7 +46,7 @@ class ServedModel:
         self.named = named
         self.schema = Schema(metadata) if metadata is not None else None
         self.is_classifier = bool(metadata and metadata.is_classifier) or \
-            (metadata is None and _is_classifier(estimator))
+            (metadata is None and is_classifier(estimator))
         self.has_probabilities = self.is_classifier and hasattr(estimator, "predict_proba")
         classes = getattr(estimator, "classes_", None) if self.is_classifier else None
         self.classes = list(classes) if classes is not None else \
@@ -79,8 +78,6 @@ class ServedModel:
             else:
                 model = cls.wrap(loaded.model, source=str(loaded.directory))
             if check.other_line:
-                from sklearn_byoc.serve.probe import probe
-
                 check.probed = probe(model)
         model.log_loaded(read - started, time.perf_counter() - read)
         return model
@@ -167,15 +164,6 @@ class ServedModel:
         return Prediction(labels, None, self.classes if self.is_classifier else None)
 
 
-def _is_classifier(estimator) -> bool:
-    try:
-        from sklearn.base import is_classifier
-
-        return bool(is_classifier(estimator))
-    except Exception:  # noqa: BLE001 - not a scikit-learn object
-        return hasattr(estimator, "classes_")
-
-
 def _single_threaded(estimator) -> None:
     """Serving runs one worker per core: an estimator must not start its own threads."""
     try:
@@ -204,108 +192,3 @@ def to_records(data, schema: Schema) -> Records:
     if rows and not isinstance(rows[0], (list, tuple)):
         rows = [rows]
     return schema.from_positional_rows([list(r) for r in rows])
-
-
-# -- a model file alone -----------------------------------------------------------------------
-def describe_estimator(estimator) -> tuple[ModelMetadata, bool, str] | None:
-    """(metadata, fitted on named columns, the rule that typed the features), read from a
-    fitted estimator; None when it does not say how many features it takes."""
-    names = getattr(estimator, "feature_names_in_", None)
-    width = getattr(estimator, "n_features_in_", None)
-    if names is not None:
-        names, named = [str(n) for n in names], True
-    elif isinstance(width, (int, np.integer)):
-        names, named = [f"x{i}" for i in range(int(width))], False
-    else:
-        return None
-    kinds, rule = feature_kinds(estimator, names)
-    task = "classification" if _is_classifier(estimator) else "regression"
-    classes = getattr(estimator, "classes_", None) if task == "classification" else None
-    metadata = ModelMetadata(
-        target="", task=task, features=[Feature(n, kinds[n]) for n in names],
-        classes=[_plain(c) for c in classes] if classes is not None else None,
-        estimator=_estimator_name(estimator), header=named)
-    return metadata, named, rule
-
-
-def _estimator_name(estimator) -> str:
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    return f"{type(final).__module__}.{type(final).__name__}"
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def feature_kinds(estimator, names: list[str]) -> tuple[dict[str, str], str]:
-    """Each feature's kind, from the fitted transformers where they say."""
-    transformer = _column_transformer(estimator)
-    if transformer is None:
-        return {n: NUMERIC for n in names}, (
-            "no ColumnTransformer says which features are text, so every feature is read "
-            "as a number")
-    kinds: dict[str, str] = {}
-    for _, step, columns in transformer.transformers_:
-        selected = _selected(columns, names)
-        if selected is None:
-            continue
-        kind = _branch_kind(step)
-        for name in selected:
-            # A column used by a text branch anywhere must accept text.
-            if kinds.get(name) != CATEGORICAL:
-                kinds[name] = kind
-    untyped = [n for n in names if n not in kinds]
-    for name in untyped:
-        kinds[name] = NUMERIC
-    rule = "feature kinds read from the fitted ColumnTransformer"
-    if untyped:
-        rule += f"; {len(untyped)} column(s) it does not type are read as numbers"
-    return kinds, rule
-
-
-def _column_transformer(estimator):
-    from sklearn.compose import ColumnTransformer
-
-    if isinstance(estimator, ColumnTransformer):
-        return estimator
-    steps = getattr(estimator, "steps", None)
-    if steps:
-        first = steps[0][1]
-        if isinstance(first, ColumnTransformer):
-            return first
-    return None
-
-
-def _selected(columns, names: list[str]) -> list[str] | None:
-    if isinstance(columns, str):
-        return [columns] if columns in names else None
-    if isinstance(columns, (int, np.integer)):
-        return [names[int(columns)]]
-    if isinstance(columns, slice):
-        return names[columns]
-    try:
-        items = list(columns)
-    except TypeError:
-        return None  # a callable selector: its choice is not recorded by name
-    if items and all(isinstance(c, (bool, np.bool_)) for c in items):
-        return [n for n, keep in zip(names, items) if keep]
-    if all(isinstance(c, (int, np.integer)) for c in items):
-        return [names[int(c)] for c in items]
-    return [str(c) for c in items if str(c) in names]
-
-
-def _branch_kind(step) -> str:
-    """A text branch (encoders with text categories, imputers filling text) or a number one."""
-    if isinstance(step, str):  # "drop" or "passthrough"
-        return CATEGORICAL if step == "drop" else NUMERIC
-    leaves = [s for _, s in step.steps] if hasattr(step, "steps") else [step]
-    for leaf in leaves:
-        categories = getattr(leaf, "categories_", None)
-        if categories is not None:
-            if any(np.asarray(c).dtype.kind in "OUS" for c in categories):
-                return CATEGORICAL
-            return NUMERIC
-        statistics = getattr(leaf, "statistics_", None)
-        if statistics is not None and np.asarray(statistics).dtype.kind in "OUS":
-            return CATEGORICAL
-    return NUMERIC

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from sklearn_byoc.serve.model import ServedModel, _column_transformer, _selected
+from sklearn_byoc.serve.describe import column_transformer, selected_columns
 
 
-def probe(model: ServedModel) -> bool:
-    """Predicts one row (and its probabilities where the model gives them); False when
-    the model says nothing of its features, so no row can be made."""
+def probe(model) -> bool:
+    """Predicts one row through a :class:`~sklearn_byoc.serve.model.ServedModel` (and
+    its probabilities where the model gives them); False when the model says nothing
+    of its features, so no row can be made."""
     if model.schema is None:
         return False
     categories = known_categories(model.estimator, model.schema.names)
@@ -31,12 +32,12 @@ def probe(model: ServedModel) -> bool:
 def known_categories(estimator: Any, names: list[str]) -> dict[str, Any]:
     """A category each text feature's fitted encoder knows, so that an encoder that
     refuses unknown categories takes the probe row."""
-    transformer = _column_transformer(estimator)
+    transformer = column_transformer(estimator)
     found: dict[str, Any] = {}
     if transformer is None:
         return found
     for _, step, columns in transformer.transformers_:
-        selected = _selected(columns, names) if not isinstance(step, str) else None
+        selected = selected_columns(columns, names) if not isinstance(step, str) else None
         leaves = [s for _, s in step.steps] if hasattr(step, "steps") else [step]
         for leaf in leaves:
             categories = getattr(leaf, "categories_", None)

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from sklearn_byoc.serve import server
-from sklearn_byoc.serve.server import WorkerLoads
+from sklearn_byoc.serve import worker as worker_module
+from sklearn_byoc.serve.worker import ACCEPT_HANDICAP, LOADS_RECHECK, SageMakerWorker, WorkerLoads
 
 
 class Clock:
@@ -37,7 +38,7 @@ def listener():
     sock.close()
 
 
-class Worker(server.SageMakerWorker):
+class Worker(SageMakerWorker):
     """The worker's spreading methods on a real listener, without gunicorn's process:
     gunicorn's own accept and listening switch are recorded instead of run."""
 
@@ -62,8 +63,8 @@ class Worker(server.SageMakerWorker):
 def busy_worker(listener, monkeypatch):
     sock, _ = listener
     clock = Clock()
-    monkeypatch.setattr(server.time, "monotonic", clock)
-    monkeypatch.setattr(server.ThreadWorker, "set_accept_enabled",
+    monkeypatch.setattr(worker_module.time, "monotonic", clock)
+    monkeypatch.setattr(worker_module.ThreadWorker, "set_accept_enabled",
                         lambda self, enabled: setattr(self, "listening", enabled))
     worker = Worker(sock)
     yield worker, clock
@@ -77,15 +78,15 @@ def woken(worker):
 
 
 def turn(worker):
-    server.SageMakerWorker._accept_unclaimed(worker)
+    SageMakerWorker._accept_unclaimed(worker)
 
 
 def taken_only_after_the_handicap(worker, clock, already: int):
     """The connection left waiting is not taken within ACCEPT_HANDICAP, and is just after."""
-    clock.now += server.ACCEPT_HANDICAP / 2
+    clock.now += ACCEPT_HANDICAP / 2
     turn(worker)
     assert len(worker.accepted) == already
-    clock.now += server.ACCEPT_HANDICAP / 2 + 1e-6
+    clock.now += ACCEPT_HANDICAP / 2 + 1e-6
     turn(worker)
     assert len(worker.accepted) == already + 1
 
@@ -108,13 +109,13 @@ def test_once_another_worker_took_it_this_one_listens_again(listener, busy_worke
     connect(1)
     woken(worker)
     sock.accept()[0].close()  # the lighter worker takes it
-    clock.now += server.LOADS_RECHECK
+    clock.now += LOADS_RECHECK
     turn(worker)
     assert worker.accepted == [] and worker.listening is True
     assert worker._unclaimed_since is None
     connect(1)  # a later connection gets a whole handicap again
     woken(worker)
-    clock.now += server.ACCEPT_HANDICAP / 2
+    clock.now += ACCEPT_HANDICAP / 2
     turn(worker)
     assert worker.accepted == []
 
@@ -125,7 +126,7 @@ def test_it_is_taken_at_once_when_the_loads_change_meanwhile(listener, busy_work
     connect(1)
     woken(worker)
     worker.others_lighter = False  # the other worker took connections meanwhile
-    clock.now += server.LOADS_RECHECK
+    clock.now += LOADS_RECHECK
     turn(worker)
     assert len(worker.accepted) == 1  # not after the handicap
 
@@ -135,11 +136,11 @@ def test_a_burst_is_taken_one_per_turn_once_the_handicap_has_passed(listener, bu
     worker, clock = busy_worker
     connect(5)
     woken(worker)
-    clock.now += server.ACCEPT_HANDICAP + 1e-6
+    clock.now += ACCEPT_HANDICAP + 1e-6
     for taken in range(1, 6):
         turn(worker)
         assert len(worker.accepted) == taken  # no new handicap for each one of the burst
-        clock.now += server.LOADS_RECHECK
+        clock.now += LOADS_RECHECK
     turn(worker)  # none waits: listening again, the clock restarts
     assert worker.listening is True
     connect(1)
@@ -253,13 +254,13 @@ def deciding_worker(requests, connections, others):
 ])
 def test_a_new_connection_is_left_only_to_a_less_loaded_worker(mine, others, defers):
     worker = deciding_worker(*mine, others)
-    assert server.SageMakerWorker._defers(worker) is defers
+    assert SageMakerWorker._defers(worker) is defers
 
 
 def test_without_loads_a_busy_worker_always_defers_to_the_handicap():
     worker = SimpleNamespace(cfg=SimpleNamespace(workers=2), nr_conns=1,
                              requests_in_progress=1, worker_loads=None, load_slot=None)
-    assert server.SageMakerWorker._defers(worker) is True
+    assert SageMakerWorker._defers(worker) is True
 
 
 def test_a_request_counts_in_the_load_until_its_answer_is_written(listener, monkeypatch):
@@ -269,7 +270,7 @@ def test_a_request_counts_in_the_load_until_its_answer_is_written(listener, monk
     worker.worker_loads = WorkerLoads(2)
     worker.load_slot = worker.worker_loads.claim()
     other = worker.worker_loads.claim()
-    worker._load_lock = server.threading.Lock()
+    worker._load_lock = worker_module.threading.Lock()
     seen = []
 
     def gunicorn_handle(self, conn):
@@ -278,7 +279,7 @@ def test_a_request_counts_in_the_load_until_its_answer_is_written(listener, monk
             raise OSError("the client went away")
         return False, conn
 
-    monkeypatch.setattr(server.ThreadWorker, "handle", gunicorn_handle)
+    monkeypatch.setattr(worker_module.ThreadWorker, "handle", gunicorn_handle)
     worker.requests_in_progress = 1  # counted by enqueue_req
     worker._publish()
     assert worker.handle("conn") == (False, "conn")

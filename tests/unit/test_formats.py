@@ -315,6 +315,22 @@ def test_large_csv_body_strips_text_cells_like_the_small_path(schema):
     assert rows_of(decode(body, "text/csv", schema))[3] == (31.0, "gold", 2.0)
 
 
+def test_only_rows_that_say_how_stream_large_bodies():
+    assert [kind for kind, fmt in FORMATS.items() if fmt.streams(MediaType(kind))] == [CSV]
+    # Blocks are cut at newline bytes: a body in another charset is read whole.
+    assert not FORMATS[CSV].streams(MediaType(CSV, charset="utf-16"))
+
+
+def test_csv_read_in_blocks_counts_rows_from_the_first_block(schema):
+    rows = [f"{i},plan,{i % 7}" for i in range(3000)]
+    rows[2500] = "1,plan"
+    body = ("\n".join(rows) + "\n").encode()
+    records = FORMATS[CSV].read_blocks(io.BytesIO(body), len(body), 10_000, schema,
+                                       MediaType(CSV))
+    with pytest.raises(RequestError, match="row 2501 has 2 values"):
+        list(records)
+
+
 def test_csv_blocks_cover_the_body_in_whole_lines():
     rows = [f"{i},plan,{i % 7}" for i in range(5000)]
     body = ("\n".join(rows) + "\n").encode()

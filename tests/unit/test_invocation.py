@@ -375,13 +375,19 @@ def test_the_context_of_a_request_has_its_headers_by_their_usual_names():
 
 
 def test_execution_parameters_fn_answers_for_the_endpoint(builtin_dir, tmp_path):
+    from sklearn_byoc.serve.app import create_app
+    from sklearn_byoc.serve.config import ServerConfig
+
     folder = with_code(builtin_dir, tmp_path, """
         def execution_parameters_fn():
             return {"MaxConcurrentTransforms": 1, "MaxPayloadInMB": 2}
     """)
-    assert ModelService(folder).execution_parameters() == \
-        {"MaxConcurrentTransforms": 1, "MaxPayloadInMB": 2}
-    assert ModelService(builtin_dir).execution_parameters() is None
+    config = ServerConfig(model_dir=folder, max_payload_mb=6)
+    answer = create_app(ModelService(folder), config).test_client().get("/execution-parameters")
+    assert answer.get_json() == {"MaxConcurrentTransforms": 1, "MaxPayloadInMB": 2}
+    # Without one, the endpoint's own settings answer.
+    builtin = create_app(ModelService(builtin_dir), config).test_client()
+    assert builtin.get("/execution-parameters").get_json()["MaxPayloadInMB"] == 6
 
 
 def test_no_internal_type_reaches_a_handler(builtin_dir, tmp_path):
@@ -399,3 +405,26 @@ def test_no_internal_type_reaches_a_handler(builtin_dir, tmp_path):
         body = request_body(ROWS[:1], NAMES, content_type)
         seen = json.loads(call(ModelService(folder), body, content_type, JSON).body)
         assert not any(module.startswith("sklearn_byoc") for module in seen), seen
+
+
+def test_a_request_is_validated_before_any_layer_runs():
+    from sklearn_byoc.serve.errors import NotAcceptable
+
+    png = RequestContext(content_type=CSV, accept="image/png")
+    with pytest.raises(NotAcceptable):
+        png.validate(writes_answer=True)
+    png.validate(writes_answer=False)  # a user's output_fn answers any Accept
+    bogus = RequestContext(content_type=CSV, custom_attributes="output=everything")
+    for writes_answer in (True, False):
+        with pytest.raises(RequestError, match="output='everything' must be one of"):
+            bogus.validate(writes_answer=writes_answer)
+
+
+@pytest.mark.parametrize("content_length, transfer_encoding, length", [
+    ("10", None, 10), ("0", None, 0), (None, None, None), (None, "chunked", None),
+    ("10", "chunked", None), ("ten", None, None), ("-1", None, None)])
+def test_the_announced_length_is_read_from_the_headers(content_length, transfer_encoding,
+                                                       length):
+    from sklearn_byoc.serve.media import announced_length
+
+    assert announced_length(content_length, transfer_encoding) == length

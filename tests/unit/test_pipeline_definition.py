@@ -267,7 +267,7 @@ def test_register_step_carries_what_inference_recommender_needs(standard):
     pinned = re.search(r"^scikit-learn==([\w.]+)", (ROOT / "requirements.txt").read_text(),
                        re.M).group(1)
     assert container["FrameworkVersion"] == pinned
-    if compat.image_line() == compat.line_of(pinned):
+    if compat.line_of(sklearn.__version__) == compat.line_of(pinned):
         assert pinned == sklearn.__version__
     # The tar.gz prepare writes, under the prefix its output goes to.
     prepare = steps_by_name(definition)["Prepare"]["Arguments"]

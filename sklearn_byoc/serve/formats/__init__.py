@@ -3,12 +3,13 @@
 Each row says how a body of that type becomes records for a model with a
 schema (``read``), what AWS's default input_fn would make of it for a model
 without one (``array``), and how a prediction is written back (``write``) or
-a user predict_fn's value (``write_value``).
+a user predict_fn's value (``write_value``).  A row that can read a large body
+block by block, as it arrives, says how (``read_blocks``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -26,8 +27,14 @@ class Format:
     array: Callable[[bytes, MediaType], Any]
     write: Callable[[Prediction, str], bytes]
     write_value: Callable[[Any], bytes]
-    # Large bodies are read and predicted block by block (formats/csv_input.py).
-    streams: bool = False
+    # (stream, length, block bytes, schema, media) -> the body's records, block by block.
+    read_blocks: Callable[[BinaryIO, int, int, Schema, MediaType], Iterator[Records]] | None \
+        = None
+
+    def streams(self, media: MediaType) -> bool:
+        """Whether a large body of this media type is read block by block: blocks are
+        cut at newline bytes, which the decoder of a UTF-8 body keeps whole."""
+        return self.read_blocks is not None and media.utf8
 
 
 def _text(body: bytes, media: MediaType) -> str:
@@ -53,7 +60,7 @@ FORMATS: dict[str, Format] = {
         array=lambda body, media: _float32(csv_input.csv_rows(_text(body, media))),
         write=output.encode_csv,
         write_value=output.encode_csv_value,
-        streams=True),
+        read_blocks=csv_input.read_blocks),
     JSON: Format(
         JSON,
         read=lambda body, media, schema: json_input.read_json(_text(body, media), schema),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from typing import Iterator
 
 import numpy as np
 
@@ -293,3 +294,14 @@ def blocks(stream, length: int, block_bytes: int):
         else:
             block, carry = data, b""
         yield block
+
+
+def read_blocks(stream, length: int, block_bytes: int, schema: Schema,
+                media: MediaType) -> Iterator[Records]:
+    """The records of a body read from ``stream`` block by block; row numbers in
+    errors count from the body's first record, and a header names every block's columns."""
+    reader, row = CsvReader(schema, media), 1
+    for block in blocks(stream, length, block_bytes):
+        records = reader.read(block, row)
+        row += records.n
+        yield records
