@@ -207,8 +207,11 @@ def heldout_mask(X: pd.DataFrame, y: pd.Series, kinds: dict[str, str], fraction:
                  seed: int) -> np.ndarray:
     """Which rows the hold-out takes: a seeded hash of each row's typed values, so a row
     lands on the same side whichever host reads it."""
+    # Numbers as float64 (an integer column may be read as int64 on one host and float64 on
+    # another), -0.0 as 0.0 (+ 0.0 does it: the hashes of the two differ).
     canonical = pd.DataFrame({
-        name: (X[name].astype("float64") if kinds[name] == "numeric" else X[name].astype(str))
+        name: (X[name].astype("float64") + 0.0 if kinds[name] == "numeric"
+               else X[name].astype(str))
         for name in X.columns})
     canonical["__target__"] = y.astype(str).to_numpy()
     hashes = pd.util.hash_pandas_object(canonical, index=False).to_numpy(dtype=np.uint64)

@@ -219,7 +219,7 @@ def test_constraints_give_what_a_parameter_takes():
     assert hp.NONE in hp.param_kinds(HistGradientBoostingClassifier, "max_depth", None)
     assert hp.BOOL in hp.param_kinds(HistGradientBoostingClassifier, "early_stopping", "auto")
     assert hp.STR in hp.param_kinds(HistGradientBoostingClassifier, "early_stopping", "auto")
-    assert hp.FLOAT in hp.param_kinds(RandomForestRegressor, "max_features", 1.0)
+    assert hp.param_kinds(RandomForestRegressor, "min_impurity_decrease", 0.0) == {hp.FLOAT}
 
 
 def test_an_error_raised_on_another_host_arrives_whole():
