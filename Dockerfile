@@ -69,6 +69,8 @@ RUN mkdir -p /opt/commands \
       printf '#!/bin/sh\nexec /opt/venv/bin/python -u /opt/program/%s/main.py "$@"\n' \
         "$stage" > "/opt/commands/$stage"; \
     done \
+ && printf '#!/bin/sh\nexec /opt/venv/bin/python -u -m sklearn_byoc.common.default_command "$@"\n' \
+      > /opt/commands/default-stage \
  && chmod 0755 /opt/commands/*
 
 # Byte-code compiled now, because at run time nothing may write beside the
@@ -108,6 +110,7 @@ COPY --from=builder /opt/commands/ /usr/bin/
 EXPOSE 8080
 
 # No ENTRYPOINT: SageMaker's "train" or "serve" must reach the shell's PATH
-# lookup as the command.  A processing job is the one job that passes no
-# command; without a ContainerEntrypoint it runs this default.
-CMD ["processing"]
+# lookup as the command.  A processing job passes no command, and neither does
+# SDK v3's local ModelTrainer: the default picks the stage from the job's
+# config files under /opt/ml (sklearn_byoc/common/default_command.py).
+CMD ["default-stage"]

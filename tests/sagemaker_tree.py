@@ -70,6 +70,10 @@ def processing_tree(base: Path, inputs: dict[str, Path], hosts: list[str] | None
     hosts = hosts or ["algo-1"]
     (config / "resourceconfig.json").write_text(json.dumps(
         {"current_host": current_host or hosts[0], "hosts": hosts}))
+    # SageMaker writes the job's request here; the image's default command reads its presence.
+    (config / "processingjobconfig.json").write_text(json.dumps(
+        {"ProcessingJobName": "local-processing", "ProcessingInputs": [],
+         "AppSpecification": {"ImageUri": "sagemaker-sklearn-byoc"}}))
     return base
 
 

@@ -34,7 +34,8 @@ def test_image_config_lets_sagemaker_commands_through(container_tool, image):
     # SageMaker runs `docker run IMAGE train|serve`: an ENTRYPOINT would receive
     # the word as an argument instead of running the command.
     assert not config.get("Entrypoint")
-    assert config.get("Cmd") == ["processing"]
+    # The default command picks the stage from the job's config files.
+    assert config.get("Cmd") == ["default-stage"]
     assert config["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
     assert config["Labels"]["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
     assert "8080/tcp" in config.get("ExposedPorts", {})
