@@ -132,14 +132,24 @@ def find_program(model_dir: Path) -> Path | None:
     name = program_name()
     if name:
         path = folder / name
-        if not path.is_file():
-            held = (", ".join(sorted(p.name for p in folder.iterdir())) if folder.is_dir()
-                    else "nothing (no code/ folder)")
-            raise UserError(f"{PROGRAM}={name!r} but {path} does not exist; the model's code "
-                            f"folder holds: {held}")
-        return path
+        if path.is_file():
+            return path
+        if not holds_code(folder):
+            # SDK v3's local ModelBuilder sets SAGEMAKER_PROGRAM=inference.py on every
+            # model, inference code or none: with no code anywhere it names nothing.
+            log.warning("%s=%r names %s, which does not exist, and the model has no "
+                        "inference code at all: ignoring %s and serving with the built-in "
+                        "handlers", PROGRAM, name, path, PROGRAM)
+            return None
+        raise UserError(f"{PROGRAM}={name!r} but {path} does not exist; the model's code "
+                        f"folder holds: {', '.join(sorted(p.name for p in folder.iterdir()))}")
     default = folder / DEFAULT_PROGRAM
     return default if default.is_file() else None
+
+
+def holds_code(folder: Path) -> bool:
+    """Whether ``folder`` holds any file (an absent or empty code folder is no code)."""
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
 # -- requirements.txt -------------------------------------------------------------------------

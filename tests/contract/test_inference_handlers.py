@@ -19,6 +19,8 @@ CUSTOMERS = [
      "support_calls": 4},
     {"tenure_months": 60, "contract": "two-year", "monthly_charges": 30.0, "support_calls": 0},
 ]
+# One row of the bundled data's features, as CSV.
+ROW = "49,25,46.22,1161.97,month-to-month,electronic-check,dsl,1,west,no"
 
 
 def with_code(serving_tree: Path, source: str | None = None, **files: str) -> Path:
@@ -68,8 +70,7 @@ def test_a_failing_handler_answers_500_with_its_message(serving_tree):
         "def predict_fn(data, model):\n"
         "    raise ValueError('the scoring service is misconfigured: no threshold')\n")})
     with Server(base) as server:
-        answer = server.invoke("49,25,46.22,1161.97,month-to-month,electronic-check,dsl,1,"
-                               "west,no", "text/csv")
+        answer = server.invoke(ROW, "text/csv")
         assert answer.status_code == 500
         assert "text/plain" in answer.headers["Content-Type"]
         assert "no threshold" in answer.text and "predict_fn" in answer.text
@@ -114,6 +115,27 @@ def test_sagemaker_program_names_a_missing_file(serving_tree):
         server.start(timeout=30)
     message = str(failure.value)
     assert "SAGEMAKER_PROGRAM='inference.py'" in message and "other.py" in message
+
+
+def test_sagemaker_program_with_no_code_anywhere_serves_the_built_in_way(serving_tree):
+    # SDK v3's local ModelBuilder sets these on every model, code or none.
+    env = {"SAGEMAKER_PROGRAM": "inference.py",
+           "SAGEMAKER_SUBMIT_DIRECTORY": str(serving_tree / "model" / "code")}
+    with Server(serving_tree, env=env) as server:
+        answer = server.invoke(ROW, "text/csv")
+        assert answer.status_code == 200, server.log()
+        warnings = [line for line in server.log().splitlines()
+                    if "WARNING" in line and "SAGEMAKER_PROGRAM='inference.py'" in line]
+    assert len(warnings) == 1, server.log()
+    assert "does not exist" in warnings[0] and "no inference code" in warnings[0]
+
+
+def test_sagemaker_program_naming_a_broken_file_stops_the_container(serving_tree):
+    with_code(serving_tree, **{"inference.py": "import not_a_real_module_anywhere\n"})
+    server = Server(serving_tree, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    with pytest.raises(RuntimeError) as failure:
+        server.start(timeout=30)
+    assert "not_a_real_module_anywhere" in str(failure.value)
 
 
 def test_an_import_error_in_the_handler_stops_the_container(serving_tree):
