@@ -267,7 +267,9 @@ def resolve_model_dir(model_dir: Path) -> Path:
     raise ModelLoadError(f"{model_dir / MODEL_FILE} is missing (the folder "
                          f"{_describe_folder(model_dir)}); put the fitted model there as "
                          f"{' or '.join(MODEL_FILES)} (joblib.dump), or train it with this "
-                         "image's train stage")
+                         "image's train stage; SDK v3's local ModelBuilder mounts only "
+                         "<model_path>/code at /opt/ml/model, so its model files go in "
+                         "that code/ folder")
 
 
 def load_metadata(model_dir: Path) -> ModelMetadata:

@@ -73,13 +73,17 @@ def test_content_type(header, kind, charset):
     assert parsed.charset == charset
 
 
+# text/plain and file-path/raw-bytes: what SDK v3's SchemaBuilder sends for str and bytes samples.
 @pytest.mark.parametrize("header", ["application/xml", "image/png", "application/x-protobuf",
-                                    "text/csv; charset=klingon"])
+                                    "text/csv; charset=klingon", "text/plain",
+                                    "file-path/raw-bytes"])
 def test_unknown_content_type_is_415(header):
     with pytest.raises(UnsupportedContentType) as info:
         media.content_type(header)
     assert info.value.status == 415
     assert header.split(";")[0] in str(info.value) or "klingon" in str(info.value)
+    if "charset" not in header:
+        assert "send one of text/csv, application/json" in str(info.value)
 
 
 @pytest.mark.parametrize("header, default, expected", [

@@ -49,3 +49,15 @@ def test_metadata_written_before_the_columns_were_recorded_still_loads(tmp_path)
     (tmp_path / METADATA_FILE).write_text(json.dumps(raw))
     loaded = load_model(tmp_path).metadata
     assert loaded.columns == [] and loaded.ignored_columns == []
+
+
+def test_a_model_folder_with_nothing_to_serve_says_where_sdk_v3_puts_the_files(tmp_path):
+    import pytest
+
+    from sklearn_byoc.common.model_files import ModelLoadError, resolve_model_dir
+
+    with pytest.raises(ModelLoadError) as caught:
+        resolve_model_dir(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "<model_path>/code at /opt/ml/model" in message
