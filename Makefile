@@ -17,7 +17,7 @@ UNUSED := $(strip $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin 
   $(if $(filter $(v),$(VARIABLES)),,$(v)))))
 $(if $(UNUSED),$(error no target uses $(UNUSED): the variables are $(VARIABLES)))
 
-.PHONY: demo test test-busy test-fast test-lines bench image locks pipeline-tools clean
+.PHONY: demo test test-sdk3 test-busy test-fast test-lines bench image locks pipeline-tools clean
 
 # The older scikit-learn lines the image can be built for (the Dockerfile's
 # SKLEARN_VERSION; its default line's lock is requirements.txt): each one's
@@ -76,9 +76,22 @@ demo: $(BIN)/.runtime
 ## pipeline-tools: what pipeline.py needs (the SageMaker Python SDK v2, moto's S3 server)
 pipeline-tools: $(BIN)/.pipeline
 
-## test: the whole test suite (container and SDK tests need podman/buildah; see README)
+## test: the whole test suite (container and SDK tests need podman/buildah; see README),
+## then the SDK v3 tests in their own venv
 test: $(BIN)/.dev
 	$(BIN)/python -m pytest
+	$(MAKE) test-sdk3
+
+# SDK v3 cannot share a venv with the v2 the other SDK tests use.
+.venv-sdk3/bin/.sdk3: requirements-sdk3.txt
+	$(PYTHON) -m venv .venv-sdk3
+	.venv-sdk3/bin/pip install --quiet -r requirements-sdk3.txt
+	touch $@
+
+## test-sdk3: the SageMaker Python SDK v3 in local container mode driving the image
+## (tests/sdk3, in .venv-sdk3; one test at a time: v3 serves on the fixed port 8080)
+test-sdk3: .venv-sdk3/bin/.sdk3
+	.venv-sdk3/bin/python -m pytest tests/sdk3 $(PYTEST_ARGS)
 
 ## test-busy: the whole suite beside one CPU-bound process at normal priority,
 ## as on a shared CI machine (BUSY=2 starts two)

@@ -1,3 +1,4 @@
+import importlib.metadata
 import shutil
 import time
 from pathlib import Path
@@ -6,6 +7,18 @@ import pytest
 
 from tests import container_tool as ct
 from tests.sagemaker_tree import DATA, run_stage, training_tree
+
+
+def _sagemaker_major() -> int:
+    try:
+        return int(importlib.metadata.version("sagemaker").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return 0
+
+
+# SDK v2 (tests/sdk, .venv) and SDK v3 (tests/sdk3, .venv-sdk3, `make test-sdk3`)
+# cannot be installed side by side: each venv collects only its own SDK's tests.
+collect_ignore = ["sdk"] if _sagemaker_major() >= 3 else ["sdk3"]
 
 # Figures about the image, shown at the end of the run (tests/container/conftest.py).
 IMAGE_FIGURES = pytest.StashKey[dict]()
