@@ -76,6 +76,7 @@ def batch_transform(image: str, model_tar: Path, input_dir: Path, output_dir: Pa
     from sagemaker.core.local import LocalSession
     from sagemaker.core.transformer import Transformer
 
+    workdir.mkdir(parents=True, exist_ok=True)  # v3 makes its temporary folders inside
     session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"))
     session.config = {"local": {"local_code": True, "container_root": str(workdir)}}
     session.sagemaker_client.create_model(
