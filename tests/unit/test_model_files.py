@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sklearn.dummy import DummyClassifier
 
-from sklearn_byoc.common.model_files import (METADATA_FILE, MODEL_FILE, Feature, ModelMetadata, load_model,
-                                save_model)
+from sklearn_byoc.common.model_files import (METADATA_FILE, MODEL_FILE, Feature, ModelLoadError,
+                                            ModelMetadata, load_model, resolve_model_dir,
+                                            save_model)
 
 
 def metadata() -> ModelMetadata:
@@ -52,10 +54,6 @@ def test_metadata_written_before_the_columns_were_recorded_still_loads(tmp_path)
 
 
 def test_a_model_folder_with_nothing_to_serve_says_where_sdk_v3_puts_the_files(tmp_path):
-    import pytest
-
-    from sklearn_byoc.common.model_files import ModelLoadError, resolve_model_dir
-
     with pytest.raises(ModelLoadError) as caught:
         resolve_model_dir(tmp_path)
     message = str(caught.value)
