@@ -206,6 +206,14 @@ def test_processing_job_without_entrypoint_runs_the_default(container_tool, imag
     assert list((base / "processing" / "output" / "train").glob("*.csv"))
 
 
+def test_no_command_and_no_job_names_the_three_commands(container_tool, image, tmp_path):
+    empty = tmp_path / "ml"
+    empty.mkdir()
+    result = container_tool.run(image, mounts=[ct.Mount(empty, "/opt/ml")])
+    assert result.returncode != 0
+    assert "run the image with one of the commands processing, train, serve" in result.stderr
+
+
 def test_processing_failure_sets_the_exit_message(container_tool, image, tmp_path):
     base = processing_tree(tmp_path / "ml", {"churn.csv": DATA})
     result = container_tool.run(image, entrypoint=["processing", "prepare", "--target",
