@@ -17,7 +17,7 @@ UNUSED := $(strip $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin 
   $(if $(filter $(v),$(VARIABLES)),,$(v)))))
 $(if $(UNUSED),$(error no target uses $(UNUSED): the variables are $(VARIABLES)))
 
-.PHONY: demo test test-busy test-fast test-lines bench image locks pipeline-tools clean
+.PHONY: demo test test-sdk3 test-busy test-fast test-lines bench image locks pipeline-tools clean
 
 # The older scikit-learn lines the image can be built for (the Dockerfile's
 # SKLEARN_VERSION; its default line's lock is requirements.txt): each one's
@@ -83,6 +83,18 @@ TEST_JOBS ?= 2
 test: $(BIN)/.dev
 	$(BIN)/python -m pytest -m "not serial" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS)
+	$(MAKE) test-sdk3
+
+# SDK v3 cannot share a venv with the v2 the other SDK tests use.
+.venv-sdk3/bin/.sdk3: requirements-sdk3.txt
+	$(PYTHON) -m venv .venv-sdk3
+	.venv-sdk3/bin/pip install --quiet -r requirements-sdk3.txt
+	touch $@
+
+## test-sdk3: the SageMaker Python SDK v3 in local container mode driving the image
+## (tests/sdk3, in .venv-sdk3; one test at a time: v3 serves on the fixed port 8080)
+test-sdk3: .venv-sdk3/bin/.sdk3
+	.venv-sdk3/bin/python -m pytest tests/sdk3 $(PYTEST_ARGS)
 
 ## test-busy: the whole suite beside one CPU-bound process at normal priority,
 ## as on a shared CI machine (BUSY=2 starts two)

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The model-building pipeline of this image, for SageMaker Pipelines (Python SDK v2).
 
+(The SDK v3 form of these steps, with sagemaker.mlops: docs/sdk-v3.md.)
+
     Prepare (processing prepare) -> Train (or Tune) -> Evaluate (processing evaluate)
       -> CheckQuality: evaluation.json's quality_gate.value against MetricThreshold
            passes: CreateModel -> RegisterModel (with evaluation.json as ModelMetrics)

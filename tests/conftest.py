@@ -1,3 +1,4 @@
+import importlib.metadata
 import shutil
 import time
 from pathlib import Path
@@ -7,12 +8,24 @@ import pytest
 from tests import container_tool as ct
 from tests.sagemaker_tree import DATA, run_stage, training_tree
 
+
+def _sagemaker_major() -> int:
+    try:
+        return int(importlib.metadata.version("sagemaker").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return 0
+
+
+# SDK v2 (tests/sdk, .venv) and SDK v3 (tests/sdk3, .venv-sdk3, `make test-sdk3`)
+# cannot be installed side by side: each venv collects only its own SDK's tests.
+collect_ignore = ["sdk"] if _sagemaker_major() >= 3 else ["sdk3"]
+
 TESTS = Path(__file__).resolve().parent
 
 # Tests that must not run beside others (pytest -m serial, after the parallel pass): the
 # real image and the SDK (one image build, fixed ports, the SDK's port 8080), and tests
 # that load the CPU or time what they measure.
-SERIAL_FOLDERS = ("container", "sdk", "benchmarks")
+SERIAL_FOLDERS = ("container", "sdk", "sdk3", "benchmarks")
 SERIAL_MODULES = ("hardening/test_serve_load.py", "contract/test_ping_under_load.py",
                   "contract/test_worker_spread.py", "contract/test_train_hosts.py",
                   "hardening/test_stage_interruptions.py")
@@ -32,7 +45,7 @@ LINE_MODULES = ("unit/test_compat.py", "unit/test_fast_trees.py", "unit/test_fas
                 "unit/test_model_files.py", "unit/test_hyperparameters.py",
                 "unit/test_estimators.py", "unit/test_small_data.py",
                 "unit/test_holdout_stable.py", "unit/test_build_pipeline.py",
-                "unit/test_distributed.py", "unit/test_invocation.py",
+                "unit/test_distributed.py", "unit/test_identifiers.py", "unit/test_invocation.py",
                 "unit/test_pipeline_definition.py", "contract/test_old_sklearn_lines.py",
                 "contract/test_readme_recipe.py", "contract/test_train_stage.py",
                 "contract/test_serve_stage.py")

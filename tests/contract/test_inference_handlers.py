@@ -21,6 +21,10 @@ CUSTOMERS = [
 ]
 
 
+# A row of the bundled data without its target, as CSV.
+ROW = "49,25,46.22,1161.97,month-to-month,electronic-check,dsl,1,west,no"
+
+
 def with_code(serving_tree: Path, source: str | None = None, **files: str) -> Path:
     code = serving_tree / "model" / "code"
     if source:

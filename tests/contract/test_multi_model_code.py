@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.fixtures.code_archives import make_wheel
+from tests.contract.test_inference_handlers import ROW
 from tests.sagemaker_tree import Server
 
 INFERENCE = """
@@ -147,3 +148,19 @@ def test_every_models_answer_is_json_errors_included(endpoint, trained_model, tm
         requests.delete(f"{endpoint.url}/models/plain", timeout=60)
     assert json.loads(requests.delete(f"{endpoint.url}/models/plain", timeout=30).text)[
         "code"] == 404
+
+
+def test_sagemaker_program_with_no_code_serves_each_model_the_built_in_way(trained_model,
+                                                                            tmp_path):
+    folder = model_with_code(trained_model, tmp_path / "plain", {})
+    with Server(tmp_path / "ml", {"SAGEMAKER_MULTI_MODEL": "true",
+                                  "SAGEMAKER_PROGRAM": "inference.py"}) as server:
+        assert load(server, "plain", folder).status_code == 200, server.log()
+        answer = invoke(server, "plain", ROW.encode())
+        assert answer.status_code == 200, server.log()
+        assert "no inference code at all" in server.log()
+        with_code_missing = model_with_code(trained_model, tmp_path / "other",
+                                            {"other.py": "x = 1\n"})
+        refused = load(server, "other", with_code_missing)
+        assert refused.status_code >= 400
+        assert "SAGEMAKER_PROGRAM='inference.py'" in refused.text

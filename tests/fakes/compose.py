@@ -39,7 +39,7 @@ process starts a runner that detaches (double fork), relays its output, and
 passes signals on to it; the runner starts and stops the containers.
 
 Other commands, for the fake ``docker``: ``version``, ``images -q IMAGE``,
-``pull IMAGE``.
+``pull IMAGE``, ``run --rm -v HOST:CONTAINER IMAGE COMMAND`` (SDK v3's clean-up).
 """
 from __future__ import annotations
 
@@ -357,6 +357,35 @@ def running_records() -> list[tuple[Path, int]]:
     return found
 
 
+def run_once(argv: list[str]) -> int:
+    """``docker run --rm [--network N] -v HOST:CONTAINER ... IMAGE COMMAND...``: what SDK v3's
+    local training runs to chmod root-owned outputs before removing them."""
+    mounts, rest = [], list(argv)
+    ct, tool = container_tool()
+    while rest and rest[0].startswith("-"):
+        flag = rest.pop(0)
+        if flag == "--rm":
+            continue  # the stand-in's containers are always removed
+        if flag == "--network" and rest:
+            rest.pop(0)  # host network: chroot isolation has no other
+        elif flag == "-v" and rest:
+            host, _, target = rest.pop(0).partition(":")
+            mounts.append(ct.Mount(Path(host), target.split(":")[0]))
+        else:
+            print(f"stand-in docker: 'docker run {flag}' is not supported", file=sys.stderr)
+            return 1
+    if not rest:
+        print("stand-in docker: 'docker run' names no image", file=sys.stderr)
+        return 1
+    if tool is None:
+        print("stand-in docker: no container tool: " + ct.INSTALL_HINT, file=sys.stderr)
+        return 1
+    result = tool.run(rest[0], rest[1:] or None, mounts=mounts)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_runner"]:
         detach_and_run(Path(argv[1]), Path(argv[2]), argv[3] == "1")
@@ -377,6 +406,9 @@ def main(argv: list[str]) -> int:
         print(f"stand-in docker: cannot pull {image}: no registry is reachable",
               file=sys.stderr)
         return 1
+
+    if argv[:1] == ["run"]:
+        return run_once(argv[1:])
 
     parser = argparse.ArgumentParser(prog="docker compose")
     parser.add_argument("-f", "--file", type=Path, action="append", required=True)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sklearn.dummy import DummyClassifier
 
-from sklearn_byoc.common.model_files import (METADATA_FILE, MODEL_FILE, Feature, ModelMetadata, load_model,
-                                save_model)
+from sklearn_byoc.common.model_files import (METADATA_FILE, MODEL_FILE, Feature, ModelLoadError,
+                                            ModelMetadata, load_model, resolve_model_dir,
+                                            save_model)
 
 
 def metadata() -> ModelMetadata:
@@ -49,3 +51,11 @@ def test_metadata_written_before_the_columns_were_recorded_still_loads(tmp_path)
     (tmp_path / METADATA_FILE).write_text(json.dumps(raw))
     loaded = load_model(tmp_path).metadata
     assert loaded.columns == [] and loaded.ignored_columns == []
+
+
+def test_a_model_folder_with_nothing_to_serve_says_where_sdk_v3_puts_the_files(tmp_path):
+    with pytest.raises(ModelLoadError) as caught:
+        resolve_model_dir(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "<model_path>/code at /opt/ml/model" in message

@@ -1,0 +1,115 @@
+"""The image driven by the SageMaker Python SDK v3 in local container mode.
+
+    pip install 'sagemaker>=3,<4'
+    python examples/sdk_v3_local.py IMAGE WORKDIR
+
+trains on data/churn.csv with the image's built-in trainer (``ModelTrainer``),
+then scores the same file's features in a local batch transform
+(``Transformer`` on a ``LocalSession``).  Each step is a function, so the same
+calls run in tests/sdk3.  Docker (or a stand-in for it) must be on PATH.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "churn.csv"
+TARGET = "churn"
+
+
+def train_builtin(image: str, data_dir: Path, workdir: Path,
+                  hyperparameters: dict | None = None) -> Path:
+    """The image's own trainer; returns the model.tar.gz v3 leaves on the host."""
+    from sagemaker.train import ModelTrainer
+    from sagemaker.core.training.configs import InputData
+    from sagemaker.train.model_trainer import Mode
+
+    trainer = ModelTrainer(
+        training_image=image,
+        training_mode=Mode.LOCAL_CONTAINER,
+        local_container_root=str(workdir),
+        base_job_name="byoc-builtin",
+        hyperparameters={"target": TARGET, **(hyperparameters or {})},
+    )
+    # v3 takes local folders as they are (a file:// URI is refused); no
+    # command: the image picks `train` from the job's input/config.
+    trainer.train(input_data_config=[InputData(channel_name="train", data_source=str(data_dir))])
+    return workdir / "compressed_artifacts" / "model.tar.gz"
+
+
+def train_script(image: str, data_dir: Path, source_dir: Path, workdir: Path) -> Path:
+    """Script mode: v3 runs ``train.py`` from ``source_dir`` with the image's python3."""
+    from sagemaker.train import ModelTrainer
+    from sagemaker.core.training.configs import InputData, SourceCode
+    from sagemaker.train.model_trainer import Mode
+
+    trainer = ModelTrainer(
+        training_image=image,
+        training_mode=Mode.LOCAL_CONTAINER,
+        local_container_root=str(workdir),
+        base_job_name="byoc-script",
+        source_code=SourceCode(source_dir=str(source_dir), entry_script="train.py"),
+        hyperparameters={"target": TARGET},
+    )
+    trainer.train(input_data_config=[InputData(channel_name="train", data_source=str(data_dir))])
+    return workdir / "compressed_artifacts" / "model.tar.gz"
+
+
+def features_file(source: Path, target: Path) -> Path:
+    """``source`` without its target column and header: what a transform job scores."""
+    with source.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    drop = rows[0].index(TARGET)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as fh:
+        csv.writer(fh).writerows([v for i, v in enumerate(row) if i != drop] for row in rows[1:])
+    return target
+
+
+def batch_transform(image: str, model_tar: Path, input_dir: Path, output_dir: Path,
+                    workdir: Path) -> Path:
+    """A local transform job over every file of ``input_dir``; returns the output folder."""
+    import boto3
+    from sagemaker.core.local import LocalSession
+    from sagemaker.core.transformer import Transformer
+
+    workdir.mkdir(parents=True, exist_ok=True)  # v3 makes its temporary folders inside
+    session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"))
+    session.config = {"local": {"local_code": True, "container_root": str(workdir)}}
+    session.sagemaker_client.create_model(
+        ModelName="byoc-v3-model", ExecutionRoleArn="arn:aws:iam::111122223333:role/Local",
+        PrimaryContainer={"Image": image, "ModelDataUrl": f"file://{model_tar}",
+                          "Environment": {}})
+    transformer = Transformer(
+        model_name="byoc-v3-model", instance_count=1, instance_type="local",
+        strategy="MultiRecord", assemble_with="Line", accept="text/csv",
+        output_path=f"file://{output_dir}", base_transform_job_name="byoc-v3-transform",
+        sagemaker_session=session)
+    transformer.transform(f"file://{input_dir}", content_type="text/csv", split_type="Line",
+                          wait=True)
+    return output_dir
+
+
+def model_files(model_tar: Path) -> list[str]:
+    with tarfile.open(model_tar) as tar:
+        return sorted(tar.getnames())
+
+
+def main(image: str, workdir: Path) -> None:
+    data_dir = workdir / "train"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "churn.csv").write_bytes(DATA.read_bytes())
+    model_tar = train_builtin(image, data_dir, workdir / "training")
+    print("model:", model_tar, model_files(model_tar))
+    features = features_file(DATA, workdir / "features" / "churn.csv")
+    out = batch_transform(image, model_tar, features.parent, workdir / "scored", workdir / "tf")
+    print("scored:", sorted(p.name for p in out.iterdir()))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python examples/sdk_v3_local.py IMAGE WORKDIR")
+    main(sys.argv[1], Path(sys.argv[2]).resolve())

@@ -1,0 +1,83 @@
+"""The SageMaker Python SDK v3 in local container mode, unmodified, driving the real image.
+
+Runs in its own venv (``make test-sdk3``: ``.venv-sdk3`` from requirements-sdk3.txt);
+tests/conftest.py keeps these tests out of the v2 venv and v2's out of this one.
+v3's ``ModelTrainer`` and local batch transform run through the ``docker`` /
+``docker compose`` CLI, which ``tests/fakes`` stands in for (each service run
+with the container tool of ``tests/container_tool.py``).  No AWS account is
+involved: fake credentials, every AWS endpoint pointed at a closed loopback
+port, telemetry off through the SDK's defaults config.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import container_tool as ct
+from tests.conftest import unavailable
+from tests.sagemaker_tree import ROOT
+
+FAKES = ROOT / "tests" / "fakes"
+IMAGE_ENV = "SAGEMAKER_SDK_TEST_IMAGE"
+NO_TELEMETRY = """\
+SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+"""
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if str(item.fspath).startswith(str(Path(__file__).parent)):
+            item.add_marker(pytest.mark.sdk)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def sdk3_image(request) -> str:
+    """The image of tests/conftest.py, or the tag in $SAGEMAKER_SDK_TEST_IMAGE."""
+    given = os.environ.get(IMAGE_ENV)
+    if not given:
+        return request.getfixturevalue("image")
+    tool = ct.detect()
+    if tool is None:
+        unavailable("no container tool found: " + ct.INSTALL_HINT)
+    if not tool.exists(given):
+        pytest.fail(f"{IMAGE_ENV}={given} is not an image on this machine")
+    return given
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a stray AWS call fails at once, offline."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def local_mode(sdk3_image, tmp_path_factory):
+    """Stand-ins first on PATH, fake credentials, no telemetry, no reachable AWS."""
+    state = tmp_path_factory.mktemp("fakes-state")
+    config = tmp_path_factory.mktemp("sdk-config") / "config.yaml"
+    config.write_text(NO_TELEMETRY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ.get('PATH', '')}")
+        patch.setenv("SAGEMAKER_FAKES_PYTHON", sys.executable)
+        patch.setenv("SAGEMAKER_FAKES_STATE", str(state))
+        patch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        patch.setenv("AWS_REGION", "us-east-1")
+        patch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_CONFIG_FILE", str(state / "no-aws-config"))
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(state / "no-aws-credentials"))
+        yield sdk3_image
