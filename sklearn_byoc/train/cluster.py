@@ -143,7 +143,13 @@ class Cluster:
                                   memory_limit=budget or 0, dashboard=False)
             return scheduler, worker
 
-        self._scheduler, self._worker = self._loop.run(start())
+        try:
+            self._scheduler, self._worker = self._loop.run(start())
+        except (OSError, RuntimeError) as exc:
+            # distributed wraps a port already taken in "Scheduler failed to start".
+            raise UserError(f"this instance could not listen on {host} ports {SCHEDULER_PORT} "
+                            f"and {WORKER_PORT} for the job's other instances "
+                            f"({exc.__cause__ or exc}); another process holds them") from exc
         self.client = Client(self._scheduler.address, timeout=f"{int(self.join_timeout)}s")
         self._wait_for_hosts()
         signal.signal(LOST_SIGNAL, self._raise_lost)

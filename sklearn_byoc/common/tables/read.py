@@ -157,7 +157,10 @@ def read_csv_file(path: Path, header: str = "auto",
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
     except pd.errors.EmptyDataError:
-        return pd.DataFrame(), has_header
+        if whole:
+            return pd.DataFrame(), has_header
+        # A host's byte range in which no line starts: no rows, but the file's columns.
+        frame = pd.DataFrame(columns=rows[0] if has_header else range(len(rows[0])))
     except (pd.errors.ParserError, ValueError, *UNREADABLE_ERRORS) as exc:
         raise _not_csv(path, exc) from exc
     if has_header:
@@ -287,15 +290,23 @@ def _read_csv(parts: dict[Path, tuple[int, int] | None], folder: Path, what: str
               header: str) -> Table:
     frames, used, header_flags, ranges = [], [], [], []
     paths = list(parts)
+    nothing = None  # a file or part without rows: its columns, if no file has rows
     for path, part in parts.items():
         frame, has_header = read_csv_file(path, header, part)
         if frame.empty and frame.shape[1] == 0:
             log.warning("skipping %s: it holds no rows", path)
             continue
+        if frame.empty:
+            # A file (or a host's part of one) with columns and no rows: only its columns
+            # count, and only when no file has rows (stacked, it would make ints floats).
+            nothing = nothing or (frame, path, has_header, part)
+            continue
         frames.append(frame)
         used.append(path)
         header_flags.append(has_header)
         ranges.append(part)
+    if not frames and nothing is not None:
+        frames, used, header_flags, ranges = ([x] for x in nothing)
     if not frames:
         raise UserError(f"{what} folder {folder} holds only empty files "
                         f"({', '.join(str(f) for f in paths[:5])})")
