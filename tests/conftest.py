@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests import container_tool as ct
-from tests.sagemaker_tree import DATA, run_stage, training_tree
+from scripts.harness import DATA, run_stage, training_tree
 
 # Figures about the image, shown at the end of the run (tests/container/conftest.py).
 IMAGE_FIGURES = pytest.StashKey[dict]()

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.sagemaker_tree import ROOT, Server
+from scripts.harness import ROOT
+from scripts.serve_process import ServeProcess as Server
 
 EXAMPLE = ROOT / "tests" / "fixtures" / "inference_code"
 CUSTOMERS = [

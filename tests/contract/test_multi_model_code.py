@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.fixtures.code_archives import make_wheel
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 INFERENCE = """
     import json
