@@ -50,7 +50,7 @@ SMOKE_IRIS_MODELS = ("decision_tree", "random_forest", "sklearn.dummy.DummyClass
 
 
 def train_all(work: Path, log, smoke: bool = False) -> list[dict]:
-    from tests.sagemaker_tree import DATA, run_stage, training_tree
+    from scripts.harness import DATA, run_stage, training_tree
 
     text, iris_rows = iris_csv()
     _, churn_rows = payloads.churn_table()

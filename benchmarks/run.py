@@ -128,7 +128,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 # -- models ------------------------------------------------------------------------
 def train_models(work: Path, args) -> dict:
-    from tests.sagemaker_tree import DATA, run_stage, training_tree
+    from scripts.harness import DATA, run_stage, training_tree
 
     jobs = {
         "churn": (work / "train-churn", {"train": [DATA]},

@@ -20,7 +20,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tarfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.harness import (processing_tree, run_stage as run_stage_process,  # noqa: E402
+                             stage_command, training_tree, written_reason)
 from scripts.serve_process import ServeProcess, ServerError  # noqa: E402
 
 BUNDLED = ROOT / "data" / "churn.csv"
@@ -48,25 +49,20 @@ def shown(path: Path | str) -> str:
 
 def command_line(stage: str, base: Path, args: list[str] = ()) -> str:
     """The shell command that runs ``stage`` on the tree at ``base``, as the demo ran it."""
-    words = [shown(sys.executable), shown(ROOT / stage / "main.py"), *args]
+    python, main, *rest = stage_command(stage, args)
+    words = [shown(python), shown(main), *rest]
     return f"SAGEMAKER_BASE_DIR={shlex.quote(shown(base))} " + shlex.join(words)
 
 
 def run_stage(stage: str, base: Path, args: list[str] = (), env: dict | None = None) -> str:
     """Run ``<stage>/main.py`` against the tree at ``base``; returns its stdout."""
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(ROOT / stage / "main.py"), *args],
-        env={**os.environ, "SAGEMAKER_BASE_DIR": str(base), **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    result = run_stage_process(stage, base, args, env, timeout=None)
     sys.stderr.write(result.stderr)
     if result.returncode != 0:
-        for name in ("failure", "message"):
-            reason = base / "output" / name
-            if reason.exists():
-                print(f"\n{stage} failed: {reason.read_text().strip()}")
-                break
+        reason = written_reason(base)
+        if reason is not None:
+            print(f"\n{stage} failed: {reason}")
         raise SystemExit(f"{stage} exited with {result.returncode}; run it again by hand "
                          f"with:\n  {command_line(stage, base, args)}")
     print(f"[{stage}{' ' + args[0] if stage == 'processing' else ''}] finished in "
@@ -87,13 +83,8 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
 # -- the stages -----------------------------------------------------------------------------
 def processing_job(work: Path, data: Path, target: str | None) -> tuple[Path, list[str]]:
     """prepare on a copy of ``data`` (a CSV file or a folder of them); the splits' folder."""
-    base = work / "processing-job"
-    raw = base / "processing" / "input" / "raw"
-    if data.is_dir():
-        shutil.copytree(data, raw)
-    else:
-        raw.mkdir(parents=True)
-        shutil.copy(data, raw / data.name)
+    base = processing_tree(work / "processing-job",
+                           {"raw" if data.is_dir() else f"raw/{data.name}": data})
     args = ["prepare"] + (["--target", target] if target is not None else [])
     run_stage("processing", base, args)
     return base / "processing" / "output", args
@@ -101,21 +92,10 @@ def processing_job(work: Path, data: Path, target: str | None) -> tuple[Path, li
 
 def training_job(work: Path, splits: Path, model: str, target: str,
                  hyperparameters: dict[str, str] | None = None) -> tuple[Path, dict]:
-    base = work / "training-job"
-    config = base / "input" / "config"
-    config.mkdir(parents=True)
-    channels = {}
-    for channel in ("train", "validation"):
-        shutil.copytree(splits / channel, base / "input" / "data" / channel)
-        channels[channel] = {"ContentType": "text/csv", "TrainingInputMode": "File",
-                             "S3DistributionType": "FullyReplicated",
-                             "RecordWrapperType": "None"}
-    # SageMaker writes every hyperparameter as a string.
-    (config / "hyperparameters.json").write_text(json.dumps(
-        {"model": model, "target": target, **(hyperparameters or {})}))
-    (config / "inputdataconfig.json").write_text(json.dumps(channels))
-    (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}))
+    channels = ("train", "validation")
+    base = training_tree(work / "training-job", {c: splits / c for c in channels},
+                         {"model": model, "target": target, **(hyperparameters or {})},
+                         content_types={c: "text/csv" for c in channels})
     stdout = run_stage("train", base)
     metrics = {}
     for line in stdout.splitlines():
@@ -137,8 +117,7 @@ def pack_model(model_dir: Path, tarball: Path) -> None:
 
 def evaluation_job(work: Path, model_dir: Path, splits: Path) -> tuple[Path, list[str]]:
     """evaluate the trained model on the test split; the folder with evaluation.json."""
-    base = work / "evaluation-job"
-    base.mkdir()
+    base = processing_tree(work / "evaluation-job", {})
     args = ["evaluate", "--model-dir", shown(model_dir), "--test-dir", shown(splits / "test")]
     run_stage("processing", base, args)
     return base / "processing" / "evaluation", args

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests import container_tool as ct
-from tests.sagemaker_tree import DATA, run_stage, training_tree
+from scripts.harness import DATA, run_stage, training_tree
 
 
 def _sagemaker_major() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.sagemaker_tree import ROOT
+from scripts.harness import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "old_sklearn"
 MODELS = ("random_forest", "hist_gradient_boosting", "logistic_pipeline")

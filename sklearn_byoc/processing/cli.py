@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
     elif mode == "run" or mode.endswith(".py"):
         # The user's own script; a bare "script.py" is what a ScriptProcessor-style
         # job definition passes.
-        from sklearn_byoc.train.script_mode import run_processing_script
+        from sklearn_byoc.processing.run_script import run_processing_script
 
         run_processing_script(args if mode == "run" else [mode, *args], paths)
     else:
@@ -87,7 +87,7 @@ def print_help(argv: list[str]) -> bool:
         build_parser(Paths.from_env()).print_help()
         return True
     if mode == "run" and args[:1] in (["-h"], ["--help"]):
-        from sklearn_byoc.train.script_mode import RUN_USAGE
+        from sklearn_byoc.processing.run_script import RUN_USAGE
 
         print(RUN_USAGE)
         return True

@@ -90,7 +90,7 @@ def build_app(args):
         from sklearn_byoc.serve.multi_model import MultiModelHost, Registry, default_budget
         from sklearn_byoc.serve.multi_model_app import create_multi_model_app
 
-        from sklearn_byoc.serve.user_code import packages_root
+        from sklearn_byoc.common.user_code.requirements import packages_root
 
         packages_root()  # before the fork: every worker installs models' packages there
         registry = Registry.create(default_budget(config.workers))

@@ -17,24 +17,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shlex
 import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sklearn_byoc.common.contract import Paths, read_json_file
-from sklearn_byoc.common.disk import VOLUME_SETTINGS
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.failure import has_reason, out_of_memory_reason, write_reason
 from sklearn_byoc.common.logs import LOG_LEVEL_HYPERPARAMETER
-from sklearn_byoc.common.child_process import ChildResult, run_child
+from sklearn_byoc.common.user_code.locate import CodeFolder, locate_code
+from sklearn_byoc.common.user_code.program import (child_environment, finish, resolve_program,
+                                                   start)
+from sklearn_byoc.common.user_code.requirements import install_into_interpreter, requirement_files
 from sklearn_byoc.train.hyperparameters import json_of
-from sklearn_byoc.train.user_code import (CodeFolder, describe_folder, install_requirements, locate_code,
-                             requirement_files)
 
 log = logging.getLogger("train")
 
@@ -53,10 +48,6 @@ TOOLKIT_KEYS = frozenset({
     "sagemaker_s3_output",
 })
 DEFAULT_LOG_LEVEL = logging.INFO  # 20, the toolkit's default
-MAX_REASON_LINE = 800  # leaves room for the exit code inside SageMaker's 1024 characters
-MEMORY_ADVICE = "use an instance type with more memory, or make the program use less"
-
-_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def is_script_mode(raw_hyperparameters: dict) -> bool:
@@ -119,66 +110,6 @@ def to_args(user_hyperparameters: dict[str, Any]) -> list[str]:
 
 
 # -- the program -----------------------------------------------------------------
-@dataclass
-class Program:
-    name: str
-    argv_prefix: list[str]
-    """The command before the arguments: ``[python, script]``, ``[python, -m, mod]``
-    or ``[executable]``."""
-    folder: Path
-    """Where the program lives (its ``requirements.txt`` is looked for there too)."""
-
-
-def resolve_program(code_dir: Path, name: str) -> Program:
-    """How to start ``name`` found in ``code_dir``: a script, an executable or a module."""
-    if not name:
-        raise UserError(f"{PROGRAM_KEY} is empty; it must name the script to run "
-                        "(the estimator's entry_point)")
-    path = Path(name)
-    if path.is_absolute() or ".." in path.parts:
-        candidate = path
-    else:
-        candidate = code_dir / path
-    if candidate.is_file():
-        if candidate.suffix == ".py":
-            return Program(name, [sys.executable, str(candidate)], candidate.parent)
-        head = _first_line(candidate)
-        if os.access(candidate, os.X_OK) and (head.startswith(b"#!") or head[:4] == b"\x7fELF"):
-            return Program(name, [str(candidate)], candidate.parent)
-        if head.startswith(b"#!"):
-            # Archives made on Windows or by hand lose the executable bit: run
-            # the interpreter its "#!" line names, as the kernel would (the
-            # rest of that line is one argument).
-            interpreter, _, argument = head[2:].decode("utf-8", "replace").strip().partition(" ")
-            if interpreter:
-                return Program(name, [interpreter, *([argument.strip()] if argument.strip()
-                                                     else []), str(candidate)],
-                               candidate.parent)
-        # No "#!" line: the toolkit starts such an entry point through /bin/sh,
-        # which runs it as a shell script.
-        return Program(name, ["/bin/sh", str(candidate)], candidate.parent)
-    if name.endswith(".py") or "/" in name or candidate.is_dir():
-        raise UserError(_not_found(code_dir, name))
-    if _MODULE_NAME.match(name):
-        # ``python -m package.module``: the code folder is on PYTHONPATH, and a
-        # module installed by requirements.txt works as well.
-        return Program(name, [sys.executable, "-m", name], code_dir)
-    raise UserError(_not_found(code_dir, name))
-
-
-def _first_line(path: Path) -> bytes:
-    try:
-        with path.open("rb") as f:
-            return f.readline(256).rstrip(b"\r\n")
-    except OSError:
-        return b""
-
-
-def _not_found(code_dir: Path, name: str) -> str:
-    return (f"{PROGRAM_KEY} {name!r} is not in the code folder {code_dir} (it "
-            f"{describe_folder(code_dir)}); entry_point must be a path inside source_dir")
-
-
 def module_name(program: str) -> str:
     """SM_MODULE_NAME: the program without ``.py`` (the toolkit's module name)."""
     return program[:-3] if program.endswith(".py") else program
@@ -295,71 +226,7 @@ def env_vars(env: dict[str, Any], args: list[str]) -> dict[str, str]:
     return out
 
 
-def child_environment(extra: dict[str, str], code_dir: Path | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(extra)
-    if code_dir is not None:
-        # The user's modules import each other from the code folder, first.
-        existing = env.get("PYTHONPATH", "")
-        env["PYTHONPATH"] = str(code_dir) + (os.pathsep + existing if existing else "")
-    # Lines reach the job log (and SageMaker's metric regexes) as they are
-    # printed, not when a buffer fills.
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-# -- failure reporting -----------------------------------------------------------
-def failure_reason(label: str, result: ChildResult, stage: str = "train") -> str:
-    """One line for FailureReason: the program's own last error line first, then how it
-    ended.  The line is cut so the exit code survives the 1024-character limit."""
-    last = result.last_error_line()
-    if len(last) > MAX_REASON_LINE:
-        last = last[:MAX_REASON_LINE] + "..."
-    ended = f"{label} exited with code {result.returncode}"
-    if result.killed:
-        ended = f"{label} ignored {result.stopped_by} and was killed"
-    if result.stopped_by:
-        return f"stopped by {result.stopped_by}: {ended}" + (
-            f" (its last error line: {last})" if last else "")
-    oom = result.oom_killed
-    if oom or oom is None:
-        how = ("was killed by the kernel's out-of-memory killer" if oom else
-               "was killed by SIGKILL with no stop request, which is what the kernel's "
-               "out-of-memory killer does")
-        return out_of_memory_reason(label, f"{how} (exited with code {result.returncode})",
-                                    result.peak_bytes, MEMORY_ADVICE)
-    if last.startswith("MemoryError"):
-        return out_of_memory_reason(label, f"raised {last} ({ended})", result.peak_bytes,
-                                    MEMORY_ADVICE)
-    reason = f"{last} ({ended})" if last else f"{ended} and printed nothing on stderr"
-    if "No space left on device" in last or "Disk quota exceeded" in last:
-        reason += f": the job's storage volume is full; {VOLUME_SETTINGS[stage]}"
-    elif result.oom_kills:
-        reason += (f"; meanwhile the kernel's out-of-memory killer killed {result.oom_kills} "
-                   f"process(es) of the job: {MEMORY_ADVICE}")
-    return reason
-
-
-def finish(label: str, result: ChildResult, failure_files: Iterable[Path],
-           stage: str = "train") -> None:
-    """Make the program's outcome the stage's: exit with its code, explain a failure."""
-    failure_files = list(failure_files)
-    code = result.returncode
-    if result.stopped_by and code == 0:
-        code = 143  # 128 + SIGTERM: a stopped job never reads as Completed
-    if code == 0:
-        log.info("%s finished", label)
-        return
-    reason = failure_reason(label, result, stage)
-    log.error("%s", reason)
-    if has_reason(failure_files):
-        log.info("%s wrote its own failure reason; keeping it", label)
-    else:
-        write_reason(reason, failure_files)
-    raise SystemExit(code)
-
-
-# -- the two entry points --------------------------------------------------------
+# -- the entry point -------------------------------------------------------------
 def run_training(paths: Paths, raw_hyperparameters: dict[str, Any],
                  input_config: dict[str, dict]) -> None:
     """``train`` in script mode: fetch the code, install its requirements, run it."""
@@ -377,55 +244,16 @@ def run_training(paths: Paths, raw_hyperparameters: dict[str, Any],
     code: CodeFolder = locate_code(paths, submit or None,
                                    region=str(region) if region else None)
     try:
-        program = resolve_program(code.path, program_name)
+        program = resolve_program(code.path, program_name, PROGRAM_KEY)
         args = to_args(split_hyperparameters(raw_hyperparameters)[0])
         env = training_env(paths, raw_hyperparameters, input_config, resource_config,
                            program_name, submit or None, code.path)
         child_env = child_environment(env_vars(env, args), code.path)
         for requirements in requirement_files(code.path, program.folder):
-            install_requirements(requirements, child_env)
+            install_into_interpreter(requirements, child_env)
         for folder in (paths.model_dir, paths.output_data_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        label = f"user script {program_name}"
-        log.info("running %s in %s: %s", label, code.path,
-                 shlex.join([*program.argv_prefix, *args]))
-        result = run_child([*program.argv_prefix, *args], env=child_env, cwd=code.path)
+        result = start(program, args, child_env, cwd=code.path)
     finally:
         code.cleanup()
-    finish(label, result, [paths.failure_file])
-
-
-RUN_USAGE = """\
-processing run SCRIPT [ARGS...]     run your own script as the processing job
-processing SCRIPT.py [ARGS...]      the same, for a Python script
-
-SCRIPT is a .py file (run with this image's Python), or any executable file.
-A requirements.txt next to it is installed first.  ARGS are passed on as they
-are; the script's exit code is the job's, and when it fails without writing
-/opt/ml/output/message itself, its last error line is written there."""
-
-
-def run_processing_script(argv: list[str], paths: Paths) -> None:
-    """``processing run script.py [args...]``: run a user script as the processing job."""
-    if not argv:
-        raise UserError("processing run needs a script: processing run path/to/script.py "
-                        "[args...]")
-    if argv[0] in ("-h", "--help"):
-        print(RUN_USAGE)
-        return
-    script, args = argv[0], list(argv[1:])
-    path = Path(script)
-    if not path.is_file():
-        raise UserError(f"processing run: script {script!r} does not exist (the working "
-                        f"folder is {Path.cwd()})")
-    path = path.resolve()
-    program = resolve_program(path.parent, path.name)
-    env = child_environment({}, path.parent)
-    for requirements in requirement_files(path.parent, path.parent):
-        install_requirements(requirements, env)
-    label = f"user script {path.name}"
-    log.info("running %s: %s", label, shlex.join([*program.argv_prefix, *args]))
-    # The working folder stays the job's, so relative paths in ARGS mean what
-    # the job definition meant.
-    result = run_child([*program.argv_prefix, *args], env=env)
-    finish(label, result, [paths.message_file, paths.failure_file], stage="processing")
+    finish(f"user script {program_name}", result, [paths.failure_file])

@@ -14,7 +14,7 @@ import pytest
 
 from tests import container_tool as ct
 from tests.conftest import IMAGE_FIGURES, image_figures
-from tests.sagemaker_tree import DATA, training_tree
+from scripts.harness import DATA, training_tree
 
 @pytest.fixture(scope="session")
 def image_model(container_tool, image, tmp_path_factory) -> Path:

@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from tests import container_tool as ct
-from tests.sagemaker_tree import DATA, ROOT, free_port, processing_tree, training_tree
+from scripts.harness import DATA, ROOT, processing_tree, training_tree
+from scripts.serve_process import free_port
 
 pytestmark = pytest.mark.container
 

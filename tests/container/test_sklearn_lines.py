@@ -17,7 +17,8 @@ import requests
 from tests import container_tool as ct
 from tests.container.test_image import ImageServer, sh
 from tests.old_sklearn import ALL, REFUSED, assert_predictions_match, build_argument
-from tests.sagemaker_tree import DATA, ROOT, free_port, training_tree
+from scripts.harness import DATA, ROOT, training_tree
+from scripts.serve_process import free_port
 
 OLD_LINE = "1.2"
 OLD_TAG = f"{ct.IMAGE_TAG}-sklearn{OLD_LINE}"

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.sagemaker_tree import ROOT, training_tree
+from scripts.harness import ROOT, training_tree
 
 # SageMaker's framework-container convention: code/inference.py inside the
 # model folder, found without SAGEMAKER_PROGRAM (sklearn_byoc/serve/user_code.py).

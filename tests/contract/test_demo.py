@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.sagemaker_tree import ROOT
+from scripts.harness import ROOT
 
 
 def test_demo_runs_end_to_end(tmp_path):

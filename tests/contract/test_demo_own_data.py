@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.sagemaker_tree import ROOT
+from scripts.harness import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 ROW = "49,25,46.22,1161.97,month-to-month,electronic-check,dsl,1,west,no"
 # A caller's error whose message quotes a value: "secret-cell" must never reach the log.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sagemaker_tree import DATA, failure_reason, processing_tree, run_stage
+from scripts.harness import DATA, failure_reason, processing_tree, run_stage
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_cgroups import GiB, count_an_oom_kill, v1_tree, v2_tree
-from tests.sagemaker_tree import (DATA, ROOT, failure_reason, processing_tree, run_stage,
-                                  training_tree)
+from scripts.harness import DATA, ROOT, failure_reason, processing_tree, run_stage, training_tree
 
 HOG = "tests.fixtures.memory_hog.Hog"
 MiB = 2**20

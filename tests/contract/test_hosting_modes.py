@@ -28,7 +28,8 @@ import requests
 
 from sklearn_byoc.serve.config import ServerConfig
 from tests.contract.hosting import slow_model, wait_for
-from tests.sagemaker_tree import DATA, Server
+from scripts.harness import DATA
+from scripts.serve_process import ServeProcess as Server
 
 NOBODY = 65534
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.sagemaker_tree import ROOT, Server
+from scripts.harness import ROOT
+from scripts.serve_process import ServeProcess as Server
 
 EXAMPLE = ROOT / "tests" / "fixtures" / "inference_code"
 CUSTOMERS = [
@@ -179,7 +180,7 @@ def test_submit_directory_naming_a_file_that_is_no_archive(serving_tree, tmp_pat
     server = Server(serving_tree, env={"SAGEMAKER_SUBMIT_DIRECTORY": str(stray)})
     with pytest.raises(RuntimeError) as failure:
         server.start(timeout=30)
-    assert "not a tar archive" in str(failure.value) and str(stray) in str(failure.value)
+    assert "not a readable tar archive" in str(failure.value) and str(stray) in str(failure.value)
 
 
 def test_code_requirements_install_with_relative_wheel_lines(serving_tree):

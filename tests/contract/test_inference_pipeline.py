@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.sagemaker_tree import DATA, Server, free_port, run_stage, training_tree
+from scripts.harness import DATA, run_stage, training_tree
+from scripts.serve_process import ServeProcess as Server, free_port
 
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 

@@ -25,7 +25,8 @@ from sklearn_byoc.serve.app import create_app
 from sklearn_byoc.serve.config import ServerConfig
 from sklearn_byoc.serve.invocation import ModelService
 from tests.contract.hosting import PID_INFERENCE, add_inference_code, summary_ms, train_many
-from tests.sagemaker_tree import DATA, Server
+from scripts.harness import DATA
+from scripts.serve_process import ServeProcess as Server
 
 TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
 TIMINGS: dict[str, list[float]] = {"load": [], "first invoke": [], "invoke": [], "evict": []}

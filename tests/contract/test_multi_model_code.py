@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from tests.fixtures.code_archives import make_wheel
+from scripts.serve_process import ServeProcess as Server
 from tests.contract.test_inference_handlers import ROW
-from tests.sagemaker_tree import Server
 
 INFERENCE = """
     import json

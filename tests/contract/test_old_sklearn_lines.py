@@ -17,7 +17,7 @@ import sklearn
 
 from sklearn_byoc.common import compat
 from tests.old_sklearn import ALL, REFUSED, assert_predictions_match, build_argument, refusal_start
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 RUNNING = sklearn.__version__
 LINE = compat.line_of(RUNNING)

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.contract.hosting import percentile, slow_model, summary_ms, wait_for
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 WORKERS = 2
 THREADS = 4

@@ -10,7 +10,7 @@ import fastparquet
 import numpy as np
 import pandas as pd
 
-from tests.sagemaker_tree import failure_reason, processing_tree, run_stage, training_tree
+from scripts.harness import failure_reason, processing_tree, run_stage, training_tree
 
 
 def raw_frame(n: int = 300) -> pd.DataFrame:

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.sagemaker_tree import failure_reason, processing_tree, run_stage
+from scripts.harness import failure_reason, processing_tree, run_all, run_stage
 
 N_UNIQUE = 400       # distinct rows with a target
 N_DUPLICATES = 6     # exact copies of some of them
@@ -35,13 +33,6 @@ def raw_csv() -> str:
 def read(path: Path, header: bool = True) -> tuple[list[str] | None, list[list[str]]]:
     rows = list(csv.reader(io.StringIO(path.read_text())))
     return (rows[0], rows[1:]) if header else (None, rows)
-
-
-def run_all(jobs: dict) -> dict:
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {key: pool.submit(run_stage, "processing", base, args)
-                   for key, (base, args) in jobs.items()}
-        return {key: future.result() for key, future in futures.items()}
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +68,7 @@ def runs(tmp_path_factory, source):
     (folder / "part-0.csv").write_text("size,kind\n" + "".join(
         f"{i * 0.37:.2f},{['red', 'green', 'blue'][i % 3]}\n" for i in range(90)))
     jobs["multiclass"] = (three, ["--target", "kind"])
-    results = run_all(jobs)
-    return {key: (jobs[key][0], results[key]) for key in jobs}
+    return run_all("processing", jobs)
 
 
 def test_prepare_writes_the_four_splits(runs):
@@ -282,8 +272,7 @@ def bad_runs(tmp_path_factory, source):
         base = tmp_path_factory.mktemp(key.replace(" ", "-"))
         make(base, source)
         jobs[key] = (base, args)
-    results = run_all(jobs)
-    return {key: (jobs[key][0], results[key]) for key in jobs}
+    return run_all("processing", jobs)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.sagemaker_tree import ROOT, free_port
+from scripts.harness import ROOT
+from scripts.serve_process import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import pytest
 
 from tests.fixtures.code_archives import (USER_SCRIPT, S3Emulator, hostile_archive,
                                           make_wheel, tar_folder)
-from tests.sagemaker_tree import (DATA, ROOT, Server, failure_reason, processing_tree,
-                                  run_stage, training_tree)
+from scripts.harness import DATA, ROOT, failure_reason, processing_tree, run_stage, training_tree
+from scripts.serve_process import ServeProcess as Server
 
 
 def framework_hps(program: str, submit: str | None = None, **user) -> dict:

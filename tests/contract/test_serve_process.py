@@ -8,7 +8,7 @@ import time
 import pytest
 
 from scripts.serve_process import ServerError, process_state
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 
 def test_a_failed_start_raises_with_the_end_of_the_server_log(tmp_path):

@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.sagemaker_tree import DATA, Server
+from scripts.harness import DATA
+from scripts.serve_process import ServeProcess as Server
 
 CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
 CSV, JSON, JSONL = "text/csv", "application/json", "application/jsonlines"

@@ -3,9 +3,7 @@ few rows, estimators named by import path, several hosts."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import fastparquet
@@ -14,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.sagemaker_tree import failure_reason, run_stage, training_tree
+from scripts.harness import failure_reason, run_all, run_stage, training_tree
 
 
 def make_frame(n: int, seed: int, task: str = "classification") -> pd.DataFrame:
@@ -40,12 +38,6 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
         path = Path(folder) / "frame.parquet"
         fastparquet.write(str(path), frame, compression="SNAPPY", write_index=False)
         return path.read_bytes()
-
-
-def run_all(jobs: dict) -> dict:
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {key: pool.submit(run_stage, "train", base) for key, base in jobs.items()}
-        return {key: future.result() for key, future in futures.items()}
 
 
 def metadata(base: Path) -> dict:
@@ -96,9 +88,8 @@ def good_runs(tmp_path_factory):
     for key, (channels, hyperparameters, content_types) in GOOD.items():
         base = tmp_path_factory.mktemp(key.replace(" ", "-"))
         training_tree(base, channels, hyperparameters, content_types=content_types)
-        jobs[key] = base
-    results = run_all(jobs)
-    return {key: (jobs[key], results[key]) for key in jobs}
+        jobs[key] = (base, [])
+    return run_all("train", jobs)
 
 
 def test_a_parquet_channel_trains_the_same_model_as_csv(good_runs):
@@ -258,9 +249,8 @@ def bad_runs(tmp_path_factory):
     for key, (channels, hyperparameters, content_types, _) in BAD.items():
         base = tmp_path_factory.mktemp(key.replace(" ", "-"))
         training_tree(base, channels, hyperparameters, content_types=content_types)
-        jobs[key] = base
-    results = run_all(jobs)
-    return {key: (jobs[key], results[key]) for key in jobs}
+        jobs[key] = (base, [])
+    return run_all("train", jobs)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import joblib
@@ -13,16 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.sagemaker_tree import failure_reason, run_stage, training_tree
+from scripts.harness import failure_reason, run_all, run_stage, training_tree
+from sklearn_byoc.train.estimators import MODELS
 
-MODELS = {
-    "gradient_boosting": ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
-    "random_forest": ("RandomForestClassifier", "RandomForestRegressor"),
-    "extra_trees": ("ExtraTreesClassifier", "ExtraTreesRegressor"),
-    "decision_tree": ("DecisionTreeClassifier", "DecisionTreeRegressor"),
-    "linear": ("LogisticRegression", "Ridge"),
-    "knn": ("KNeighborsClassifier", "KNeighborsRegressor"),
-}
 METRIC_LINE = re.compile(r"^(train|validation):(\w+)=([-+0-9.eE]+);$")
 
 
@@ -46,14 +37,6 @@ def make_frame(n: int, task: str, seed: int) -> pd.DataFrame:
 
 def csv_text(frame: pd.DataFrame, header: bool = True) -> str:
     return frame.to_csv(index=False, header=header)
-
-
-def run_all(jobs: dict) -> dict:
-    """Run several stages at once (one per core); jobs maps a key to (base, args)."""
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {key: pool.submit(run_stage, "train", base, args)
-                   for key, (base, args) in jobs.items()}
-        return {key: future.result() for key, future in futures.items()}
 
 
 def metric_lines(stdout: str) -> list[tuple[str, str, float]]:
@@ -89,8 +72,8 @@ def model_runs(tmp_path_factory):
             training_tree(base, {"train": {"data.csv": csv_text(frames[task])}},
                           {"model": name, "target": "y"}, content_types={"train": "text/csv"})
             jobs[(name, task)] = (base, ["train"])  # SageMaker passes "train" as the command
-    results = run_all(jobs)
-    return {key: (jobs[key][0], results[key], frames[key[1]]) for key in jobs}
+    return {key: (base, result, frames[key[1]])
+            for key, (base, result) in run_all("train", jobs).items()}
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
@@ -102,7 +85,10 @@ def test_each_built_in_model_trains(model_runs, name, task):
     model, metadata = load(base)
     assert metadata["model"] == name
     assert metadata["task"] == task
-    expected_class = MODELS[name][0 if task == "classification" else 1]
+    # estimators.MODELS names each model's classes (tests/unit/test_estimators.py pins them).
+    choice = MODELS[name]
+    expected = (choice.classifier if task == "classification" else choice.regressor)
+    expected_class = expected.rpartition(".")[2]
     assert metadata["estimator"].endswith("." + expected_class)
     assert type(model.steps[-1][1]).__name__ == expected_class
     assert metadata["target"] == "y"
@@ -189,10 +175,9 @@ def layout_runs(tmp_path_factory):
     (bare / "input" / "data" / "train" / "data.csv").write_text(
         csv_text(classification[["y", "usage", "calls", "plan"]]))
     jobs["bare"] = (bare, [])
-    results = run_all(jobs)
     frames = {"validation": valid_classification, "regression-validation": valid_regression,
               "label_first": label_first}
-    return {key: (jobs[key][0], results[key]) for key in jobs}, frames
+    return run_all("train", jobs), frames
 
 
 def test_headerless_label_first_channel_named_training_with_empty_hyperparameters(layout_runs):
@@ -333,8 +318,7 @@ def bad_runs(tmp_path_factory):
     training_tree(bad_json, {"train": {"d.csv": GOOD}}, {})
     (bad_json / "input" / "config" / "hyperparameters.json").write_text('{"model": "knn",}')
     jobs["hyperparameters not json"] = (bad_json, [])
-    results = run_all(jobs)
-    return {key: (jobs[key][0], results[key]) for key in jobs}
+    return run_all("train", jobs)
 
 
 @pytest.mark.parametrize("case", sorted(BAD) + ["hyperparameters not json"])

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 
 from tests.contract.test_script_mode_stage import framework_hps, write_code
-from tests.sagemaker_tree import Server, run_stage, training_tree
+from scripts.harness import run_stage, training_tree
+from scripts.serve_process import ServeProcess as Server
 
 # One module of each name, each saying whose it is.
 USER_MODULES = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import requests
 
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 
 def cpu_ticks(pid: int) -> int:

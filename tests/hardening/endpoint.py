@@ -13,7 +13,7 @@ import socket
 import time
 from pathlib import Path
 
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 ROW = "49,25,46.22,1161.97,month-to-month,electronic-check,dsl,1,west,no"
 FEATURES = ["customer_age", "tenure_months", "monthly_charges", "total_charges", "contract",

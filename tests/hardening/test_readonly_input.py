@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sagemaker_tree import DATA, ROOT, processing_tree, training_tree
+from scripts.harness import DATA, ROOT, processing_tree, training_tree
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]

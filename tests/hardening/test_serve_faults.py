@@ -30,7 +30,7 @@ import requests
 
 from tests.contract.hosting import add_inference_code, wait_for
 from tests.hardening.endpoint import ROW, endpoint_tree, predict_one
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 CLIENTS = 8
 SIGKILL_GRACE = 30  # seconds SageMaker waits after SIGTERM

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.hardening.endpoint import (FEATURES, ROW, check_caller_error, endpoint_tree,
                                       parse_status, predict_one, raw_exchange)
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 from tests.hardening.hostile import Request, hostile_requests
 
 FUZZ_EXAMPLES = int(os.environ.get("HARDENING_FUZZ_EXAMPLES", "1500"))

@@ -18,7 +18,7 @@ import requests
 from tests.contract.hosting import SLOW_INFERENCE, add_inference_code, wait_for
 from tests.hardening.endpoint import (ROW, check_caller_error, endpoint_tree, parse_status,
                                       raw_exchange, read_answer)
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 LIMIT_MB = 1
 

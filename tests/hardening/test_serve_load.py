@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tests.hardening.endpoint import FEATURES, ROW, endpoint_tree, predict_one, rss_bytes
-from tests.sagemaker_tree import Server
+from scripts.serve_process import ServeProcess as Server
 
 WRK = shutil.which("wrk")
 SECONDS = int(os.environ.get("HARDENING_LOAD_SECONDS", "30"))

@@ -24,7 +24,8 @@ from sklearn_byoc.serve.app import create_app
 from sklearn_byoc.serve.invocation import ModelService
 from sklearn_byoc.serve.config import ServerConfig
 from tests.hardening.endpoint import FEATURES, ROW, endpoint_tree
-from tests.sagemaker_tree import ROOT, Server
+from scripts.harness import ROOT
+from scripts.serve_process import ServeProcess as Server
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402

@@ -25,7 +25,8 @@ import requests
 
 from tests.contract.hosting import add_inference_code
 from tests.hardening.endpoint import ROW, check_caller_error, endpoint_tree
-from tests.sagemaker_tree import ROOT, Server
+from scripts.harness import ROOT
+from scripts.serve_process import ServeProcess as Server
 
 SERVE = ROOT / "sklearn_byoc" / "serve"
 

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 from sklearn_byoc.common.model_files import load_model
-from tests.sagemaker_tree import ROOT, failure_reason, processing_tree, training_tree
+from scripts.harness import ROOT, failure_reason, processing_tree, training_tree
 
 STOP_GRACE = 120  # seconds SageMaker waits between SIGTERM and SIGKILL
 KILLS = int(os.environ.get("HARDENING_KILLS", "6"))

@@ -16,7 +16,7 @@ import pytest
 
 from sklearn_byoc.common import compat
 from tests.container_tool import default_sklearn_line, sklearn_lines
-from tests.sagemaker_tree import ROOT
+from scripts.harness import ROOT
 
 # (source, lock) of each line, the default line first.
 SETS = [(ROOT / "requirements.in", ROOT / "requirements.txt")] + [

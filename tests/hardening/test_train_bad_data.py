@@ -20,7 +20,7 @@ import fastparquet
 import pandas as pd
 import pytest
 
-from tests.sagemaker_tree import DATA, failure_reason, run_stage, training_tree
+from scripts.harness import DATA, failure_reason, run_stage, training_tree
 
 LINES = DATA.read_text().splitlines()
 HEADER, ROWS = LINES[0], LINES[1:]

@@ -23,7 +23,8 @@ import pytest
 
 from tests import container_tool as ct
 from tests.conftest import unavailable
-from tests.sagemaker_tree import DATA, ROOT, free_port, processing_tree, run_stage
+from scripts.harness import DATA, ROOT, processing_tree, run_stage
+from scripts.serve_process import free_port
 
 FAKES = ROOT / "tests" / "fakes"
 # Set this to an image tag to test that image instead of building one.

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from tests.fixtures.code_archives import make_wheel
-from tests.sagemaker_tree import ROOT
+from scripts.harness import ROOT
 
 from .conftest import BUCKET, ROLE
 from .test_local_mode import features, local_path, model_from, run_quietly

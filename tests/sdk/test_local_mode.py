@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.sagemaker_tree import DATA
+from scripts.harness import DATA
 
 from .conftest import BUCKET, ROLE
 

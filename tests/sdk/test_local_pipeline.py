@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import pipeline as pl
-from tests.sagemaker_tree import DATA
+from scripts.harness import DATA
 
 from .conftest import BUCKET, ROLE
 
@@ -153,7 +153,8 @@ def test_cli_local_command(sdk_image, local_mode, moto_s3, tmp_path):
     import subprocess
     import sys
 
-    from tests.sagemaker_tree import ROOT, free_port
+    from scripts.harness import ROOT
+    from scripts.serve_process import free_port
 
     result = subprocess.run(
         [sys.executable, str(ROOT / "pipeline.py"), "local", "--image-uri", sdk_image,

@@ -19,7 +19,7 @@ import pytest
 
 from tests import container_tool as ct
 from tests.conftest import unavailable
-from tests.sagemaker_tree import ROOT
+from scripts.harness import ROOT
 
 FAKES = ROOT / "tests" / "fakes"
 IMAGE_ENV = "SAGEMAKER_SDK_TEST_IMAGE"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sagemaker_tree import DATA, ROOT
+from scripts.harness import DATA, ROOT
 
 pytest.importorskip("sagemaker.train", reason="make test-sdk3 (SDK v3 in .venv-sdk3)")
 

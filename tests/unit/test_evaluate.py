@@ -15,8 +15,8 @@ import pytest
 
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.errors import UserError
+from scripts.harness import DATA
 from sklearn_byoc.processing import evaluate as ev, picture, report as layout
-from tests.sagemaker_tree import DATA
 
 TARGET = "churn"
 
@@ -94,7 +94,7 @@ def test_headerless_test_data_is_read_target_first(trained_model, tmp_path):
 
 def test_categorical_codes_that_look_like_numbers_are_typed_as_in_training(tmp_path):
     """A category column of digits is text to the model: evaluate must not feed numbers."""
-    from tests.sagemaker_tree import run_stage, training_tree
+    from scripts.harness import run_stage, training_tree
 
     rng = np.random.default_rng(0)
     n = 400

@@ -17,7 +17,7 @@ from sklearn_byoc.common.failure import (EXIT_INTERNAL_ERROR, EXIT_STOPPED, EXIT
                                          has_reason, memory_limit_text, one_line, reason_for,
                                          release_reason, reserve_reason, write_reason)
 from sklearn_byoc.common.supervisor import worker_reason
-from sklearn_byoc.train import script_mode as sm
+from sklearn_byoc.common.user_code import program as up
 from tests.fake_cgroups import GiB, v1_tree, v2_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,23 +252,23 @@ def test_script_mode_reasons_for_memory_and_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(cgroups, "SYSTEM_ROOT", v1_tree(tmp_path, limit_in_bytes=str(GiB)))
     oom = ChildResult(KILLED, ["Epoch 3/10"], signal_number=signal.SIGKILL,
                       peak_bytes=900 * 2**20, oom_kills=1)
-    assert sm.failure_reason("user script train.py", oom) == (
+    assert up.failure_reason("user script train.py", oom) == (
         "ran out of memory: user script train.py was killed by the kernel's out-of-memory "
         "killer (exited with code 137) at a peak of 900.0 MiB of the container's 1.0 GiB "
         "limit; use an instance type with more memory, or make the program use less")
     raised = ChildResult(1, ["Traceback (most recent call last):", "MemoryError"],
                          peak_bytes=700 * 2**20)
-    assert sm.failure_reason("user script train.py", raised).startswith(
+    assert up.failure_reason("user script train.py", raised).startswith(
         "ran out of memory: user script train.py raised MemoryError (user script train.py "
         "exited with code 1) at a peak of 700.0 MiB of the container's 1.0 GiB limit")
     full = ChildResult(1, ["OSError: [Errno 28] No space left on device: '/opt/ml/model/m'"])
-    assert sm.failure_reason("user script train.py", full) == (
+    assert up.failure_reason("user script train.py", full) == (
         "OSError: [Errno 28] No space left on device: '/opt/ml/model/m' (user script train.py "
         "exited with code 1): the job's storage volume is full; raise the training job's "
         "VolumeSizeInGB (the SDK estimator's volume_size, 30 GB by default)")
     child_killed = ChildResult(1, ["joblib...TerminatedWorkerError: A worker was killed"],
                                oom_kills=2)
-    assert sm.failure_reason("user script train.py", child_killed).endswith(
+    assert up.failure_reason("user script train.py", child_killed).endswith(
         "(user script train.py exited with code 1); meanwhile the kernel's out-of-memory "
         "killer killed 2 process(es) of the job: use an instance type with more memory, or "
         "make the program use less")

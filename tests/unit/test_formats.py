@@ -14,15 +14,7 @@ from sklearn_byoc.serve.formats import FORMATS, csv_input
 from sklearn_byoc.serve.formats.output import Prediction, check_output
 from sklearn_byoc.serve.media import CSV, JSON, JSONLINES, MediaType
 from sklearn_byoc.serve.schema import Schema
-
-
-@pytest.fixture(scope="module")
-def schema() -> Schema:
-    return Schema(ModelMetadata(
-        target="churn", task="classification",
-        features=[Feature("age", "numeric"), Feature("plan", "categorical"),
-                  Feature("calls", "numeric")],
-        classes=["no", "yes"]))
+from tests.unit.conftest import churn_metadata
 
 
 def rows_of(records) -> list[tuple]:
@@ -588,10 +580,7 @@ def ignoring_schema() -> Schema:
     """Trained on "id,churn,age,plan,calls" with ignore_columns=id."""
     from sklearn_byoc.common.model_files import Column
 
-    return Schema(ModelMetadata(
-        target="churn", task="classification",
-        features=[Feature("age", "numeric"), Feature("plan", "categorical"),
-                  Feature("calls", "numeric")], classes=["no", "yes"],
+    return Schema(churn_metadata(
         columns=[Column("id", "ignored"), Column("churn", "target"), Column("age", "feature"),
                  Column("plan", "feature"), Column("calls", "feature")],
         ignored_columns=["id"]))

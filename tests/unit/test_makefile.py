@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sagemaker_tree import ROOT
+from scripts.harness import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("sagemaker", reason="pip install -r requirements-dev.txt (sagemaker<3)")
 
 import pipeline as pl  # noqa: E402
-from tests.sagemaker_tree import DATA, ROOT, run_stage, training_tree  # noqa: E402
+from scripts.harness import DATA, ROOT, run_stage, training_tree  # noqa: E402
 
 pytestmark = [
     pytest.mark.sdk,
@@ -188,7 +188,7 @@ def render(expression, execution_id: str = "exec-1") -> str:
 
 def test_prepare_arguments_are_understood_by_the_stage(tmp_path):
     """The very arguments of the definition, run through `processing prepare` itself."""
-    from tests.sagemaker_tree import processing_tree
+    from scripts.harness import processing_tree
 
     base = processing_tree(tmp_path, {"churn.csv": DATA})
     result = run_stage("processing", base, [
@@ -327,7 +327,7 @@ def executions(monkeymodule, tmp_path_factory) -> dict[str, dict]:
     steps = steps_by_name(definition)
     found = {}
     for problem, target in PROBLEMS.items():
-        from tests.sagemaker_tree import processing_tree
+        from scripts.harness import processing_tree
 
         base = processing_tree(tmp_path_factory.mktemp(f"prepare-{problem}"),
                                {"data.csv": DATA})
@@ -541,7 +541,7 @@ def test_cli_upsert_and_start_against_an_api_emulator(tmp_path):
     import boto3
 
     moto_server = pytest.importorskip("moto.server", reason="pip install -r requirements-dev.txt")
-    from tests.sagemaker_tree import free_port
+    from scripts.serve_process import free_port
 
     port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -608,7 +608,7 @@ def offline_env(tmp_path, **extra) -> dict:
 
 
 def closed_port() -> str:
-    from tests.sagemaker_tree import free_port
+    from scripts.serve_process import free_port
 
     return f"http://127.0.0.1:{free_port()}"
 

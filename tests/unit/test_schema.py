@@ -4,18 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from sklearn_byoc.common.model_files import Feature, ModelMetadata
 from sklearn_byoc.serve.errors import RequestError
-from sklearn_byoc.serve.schema import Schema
-
-
-@pytest.fixture
-def schema() -> Schema:
-    return Schema(ModelMetadata(
-        target="churn", task="classification",
-        features=[Feature("age", "numeric"), Feature("plan", "categorical"),
-                  Feature("calls", "numeric")],
-        classes=["no", "yes"]))
 
 
 def test_schema_follows_the_metadata(schema):

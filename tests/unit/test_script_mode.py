@@ -20,8 +20,10 @@ from tests.fixtures.code_archives import (HOSTILE_KINDS, USER_SCRIPT, S3Emulator
                                           hostile_archive, make_wheel, tar_folder)
 from sklearn_byoc.train import script_mode as sm
 from sklearn_byoc.common.child_process import ChildResult, exit_status, run_child
-from sklearn_byoc.train.user_code import (fresh_folder, install_requirements, locate_code, pip_error,
-                             requirement_files)
+from sklearn_byoc.common.user_code import program as up
+from sklearn_byoc.common.user_code.locate import fresh_folder, locate_code
+from sklearn_byoc.common.user_code.requirements import (install_into_interpreter, pip_error,
+                                                        requirement_files)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,51 +186,51 @@ def test_variables_an_environment_cannot_hold_are_dropped(tmp_path):
 
 def test_child_environment_puts_code_first_on_pythonpath(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/opt/program")
-    env = sm.child_environment({"SM_X": "1"}, tmp_path)
+    env = up.child_environment({"SM_X": "1"}, tmp_path)
     assert env["PYTHONPATH"] == f"{tmp_path}{os.pathsep}/opt/program"
     assert env["SM_X"] == "1"
     assert env["PYTHONUNBUFFERED"]
     monkeypatch.delenv("PYTHONPATH")
-    assert sm.child_environment({}, tmp_path)["PYTHONPATH"] == str(tmp_path)
+    assert up.child_environment({}, tmp_path)["PYTHONPATH"] == str(tmp_path)
 
 
 # -- which program, started how ------------------------------------------------------
 def test_resolve_program_kinds(tmp_path):
     (tmp_path / "train.py").write_text("print(1)\n")
-    program = sm.resolve_program(tmp_path, "train.py")
+    program = up.resolve_program(tmp_path, "train.py", sm.PROGRAM_KEY)
     assert program.argv_prefix == [sys.executable, str(tmp_path / "train.py")]
 
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "fit.py").write_text("")
-    program = sm.resolve_program(tmp_path, "sub/fit.py")
+    program = up.resolve_program(tmp_path, "sub/fit.py", sm.PROGRAM_KEY)
     assert program.folder == tmp_path / "sub"
 
-    assert sm.resolve_program(tmp_path, "pkg.main").argv_prefix == [
+    assert up.resolve_program(tmp_path, "pkg.main", sm.PROGRAM_KEY).argv_prefix == [
         sys.executable, "-m", "pkg.main"]
 
     tool = tmp_path / "run"
     tool.write_text("#!/bin/sh\necho hi\n")
     tool.chmod(0o755)
-    assert sm.resolve_program(tmp_path, "run").argv_prefix == [str(tool)]
+    assert up.resolve_program(tmp_path, "run", sm.PROGRAM_KEY).argv_prefix == [str(tool)]
     # The executable bit lost on the way: the "#!" line names the interpreter.
     tool.chmod(0o644)
-    assert sm.resolve_program(tmp_path, "run").argv_prefix == ["/bin/sh", str(tool)]
+    assert up.resolve_program(tmp_path, "run", sm.PROGRAM_KEY).argv_prefix == ["/bin/sh", str(tool)]
     tool.write_text("#!/usr/bin/env python3\nprint(1)\n")
-    assert sm.resolve_program(tmp_path, "run").argv_prefix == [
+    assert up.resolve_program(tmp_path, "run", sm.PROGRAM_KEY).argv_prefix == [
         "/usr/bin/env", "python3", str(tool)]
     assert not os.access(tool, os.X_OK)  # the user's file is left as it is
     # No "#!" line, executable or not: /bin/sh runs it, as the toolkit does.
     bare = tmp_path / "fit.sh"
     bare.write_text("echo hi\n")
     bare.chmod(0o755)
-    assert sm.resolve_program(tmp_path, "fit.sh").argv_prefix == ["/bin/sh", str(bare)]
+    assert up.resolve_program(tmp_path, "fit.sh", sm.PROGRAM_KEY).argv_prefix == ["/bin/sh", str(bare)]
 
 
 @pytest.mark.parametrize("name", ["missing.py", "sub/missing.py", "not a module!", ""])
 def test_resolve_program_refuses_what_is_not_there(tmp_path, name):
     (tmp_path / "other.py").write_text("")
     with pytest.raises(UserError) as info:
-        sm.resolve_program(tmp_path, name)
+        up.resolve_program(tmp_path, name, sm.PROGRAM_KEY)
     if name:
         assert repr(name) in str(info.value)
         assert "other.py" in str(info.value)  # says what the folder holds
@@ -364,7 +366,7 @@ def test_s3_uri_must_name_an_object(tmp_path):
 
 def test_boto3_is_not_imported_for_the_built_in_trainer():
     code = ("import sys; sys.path.insert(0, %r); import sklearn_byoc.train.cli, sklearn_byoc.train.script_mode, "
-            "sklearn_byoc.train.user_code; print('boto3' in sys.modules)" % str(ROOT))
+            "sklearn_byoc.common.user_code.locate; print('boto3' in sys.modules)" % str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
@@ -389,7 +391,7 @@ def test_requirements_are_installed_with_this_interpreter(tmp_path, pip_target):
     requirements = code / "requirements.txt"
     # A path relative to the file's folder, as a user writes it.
     requirements.write_text("--no-index\n./wheels/tinypkg_sm-1.0-py3-none-any.whl\n")
-    install_requirements(requirements)
+    install_into_interpreter(requirements)
     assert (pip_target / "tinypkg_sm" / "__init__.py").read_text() == "VALUE = 42\n"
 
 
@@ -397,7 +399,7 @@ def test_failed_install_names_the_file_and_pips_error(tmp_path, pip_target):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("--no-index\n./missing-0.1-py3-none-any.whl\n")
     with pytest.raises(UserError) as info:
-        install_requirements(requirements)
+        install_into_interpreter(requirements)
     message = str(info.value)
     assert str(requirements) in message and "pip exited with code" in message
     assert "ERROR:" in message and "missing-0.1" in message
@@ -414,12 +416,12 @@ def test_requirement_files_at_the_root_and_next_to_the_program(tmp_path):
 
 
 def test_pip_error_prefers_error_lines():
-    result = ChildResult(1, ["Processing x", "ERROR: Could not find a version", "",
-                             "ERROR: No matching distribution found for foo", "notice: x"])
-    assert pip_error(result) == ("ERROR: Could not find a version | ERROR: No matching "
+    stderr = ["Processing x", "ERROR: Could not find a version", "",
+              "ERROR: No matching distribution found for foo", "notice: x"]
+    assert pip_error(stderr) == ("ERROR: Could not find a version | ERROR: No matching "
                                  "distribution found for foo")
-    assert pip_error(ChildResult(1, ["a", "b"])) == "a | b"
-    assert pip_error(ChildResult(1, [])) == "pip printed nothing on stderr"
+    assert pip_error(["a", "b"]) == "a | b"
+    assert pip_error([]) == "pip printed nothing on stderr"
 
 
 # -- the child process ------------------------------------------------------------------
@@ -516,21 +518,21 @@ def _wait_for(path: Path, timeout: float = 30) -> None:
 def test_failure_reason_puts_the_programs_error_first():
     result = ChildResult(1, ["Traceback (most recent call last):", "  File x",
                              "ValueError: bad column", ""])
-    assert sm.failure_reason("user script train.py", result) == (
+    assert up.failure_reason("user script train.py", result) == (
         "ValueError: bad column (user script train.py exited with code 1)")
-    assert sm.failure_reason("user script t.sh", ChildResult(2, [])) == (
+    assert up.failure_reason("user script t.sh", ChildResult(2, [])) == (
         "user script t.sh exited with code 2 and printed nothing on stderr")
     long = ChildResult(1, ["E" * 5000])
-    reason = sm.failure_reason("user script train.py", long)
+    reason = up.failure_reason("user script train.py", long)
     assert len(reason) < 1024 and reason.endswith("exited with code 1)")
 
 
 def test_failure_reason_for_a_stop():
     stopped = ChildResult(143, ["bye"], stopped_by="SIGTERM")
-    assert sm.failure_reason("user script a.py", stopped) == (
+    assert up.failure_reason("user script a.py", stopped) == (
         "stopped by SIGTERM: user script a.py exited with code 143 (its last error line: bye)")
     killed = ChildResult(137, [], stopped_by="SIGTERM", killed=True)
-    assert sm.failure_reason("user script a.py", killed) == (
+    assert up.failure_reason("user script a.py", killed) == (
         "stopped by SIGTERM: user script a.py ignored SIGTERM and was killed")
 
 
@@ -538,7 +540,7 @@ def test_finish_keeps_a_reason_the_program_wrote(tmp_path):
     failure = tmp_path / "failure"
     failure.write_text("my own reason\n")
     with pytest.raises(SystemExit) as info:
-        sm.finish("user script a.py", ChildResult(4, ["x"]), [failure])
+        up.finish("user script a.py", ChildResult(4, ["x"]), [failure])
     assert info.value.code == 4
     assert failure.read_text() == "my own reason\n"
 
@@ -546,7 +548,7 @@ def test_finish_keeps_a_reason_the_program_wrote(tmp_path):
 def test_finish_writes_the_reason_and_exits_with_the_programs_code(tmp_path):
     files = [tmp_path / "message", tmp_path / "failure"]
     with pytest.raises(SystemExit) as info:
-        sm.finish("user script a.py", ChildResult(5, ["KeyError: 'x'"]), files)
+        up.finish("user script a.py", ChildResult(5, ["KeyError: 'x'"]), files)
     assert info.value.code == 5
     for path in files:
         assert path.read_text() == "KeyError: 'x' (user script a.py exited with code 5)\n"
@@ -554,9 +556,9 @@ def test_finish_writes_the_reason_and_exits_with_the_programs_code(tmp_path):
 
 def test_finish_success_and_stopped_success(tmp_path):
     failure = tmp_path / "failure"
-    sm.finish("user script a.py", ChildResult(0, []), [failure])
+    up.finish("user script a.py", ChildResult(0, []), [failure])
     assert not failure.exists()
     with pytest.raises(SystemExit) as info:
-        sm.finish("user script a.py", ChildResult(0, [], stopped_by="SIGTERM"), [failure])
+        up.finish("user script a.py", ChildResult(0, [], stopped_by="SIGTERM"), [failure])
     assert info.value.code == 143
     assert failure.read_text().startswith("stopped by SIGTERM")
