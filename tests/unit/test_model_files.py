@@ -58,4 +58,5 @@ def test_a_model_folder_with_nothing_to_serve_says_where_sdk_v3_puts_the_files(t
         resolve_model_dir(tmp_path)
     message = str(caught.value)
     assert "\n" not in message
-    assert "<model_path>/code at /opt/ml/model" in message
+    assert "mounts only the code/ folder of model_path here" in message
+    assert "put the model files in <model_path>/code" in message
