@@ -16,12 +16,12 @@ def internals_imported(path: Path) -> set[str]:
                 wanted = INTERNALS[node.module]
                 if wanted == "*" or names & set(wanted):
                     found.add(node.module)
-            for name in names:  # from sklearn_byoc.common import compat
+            for name in names:  # from sklearn_byoc.common import compat: all of it
                 module = f"{node.module}.{name}"
-                if INTERNALS.get(module) == "*":
+                if module in INTERNALS:
                     found.add(module)
         elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if INTERNALS.get(a.name) == "*"}
+            found |= {a.name for a in node.names if a.name in INTERNALS}
     return found
 
 

@@ -247,7 +247,7 @@ def test_register_step_carries_the_evaluation_report(standard):
 def test_register_step_carries_what_inference_recommender_needs(standard):
     import sklearn
 
-    from sklearn_byoc.common import compat
+    from sklearn_byoc.common.compat import line_of
 
     definition, _ = standard
     args = steps_by_name(definition)["RegisterModel-RegisterModel"]["Arguments"]
@@ -267,7 +267,7 @@ def test_register_step_carries_what_inference_recommender_needs(standard):
     pinned = re.search(r"^scikit-learn==([\w.]+)", (ROOT / "requirements.txt").read_text(),
                        re.M).group(1)
     assert container["FrameworkVersion"] == pinned
-    if compat.line_of(sklearn.__version__) == compat.line_of(pinned):
+    if line_of(sklearn.__version__) == line_of(pinned):
         assert pinned == sklearn.__version__
     # The tar.gz prepare writes, under the prefix its output goes to.
     prepare = steps_by_name(definition)["Prepare"]["Arguments"]
