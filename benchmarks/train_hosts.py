@@ -36,7 +36,7 @@ from scripts.hosts import Job, can_cap_memory, can_run, host_names  # noqa: E402
 N_NUMERIC, N_CATEGORICAL, LEVELS = 10, 10, 20
 HYPERPARAMETERS = {"model": "random_forest", "n_estimators": "24", "max_depth": "14",
                    "target": "target"}
-USED = re.compile(r"the training used at most ([0-9.]+) (KiB|MiB|GiB)")
+USED = re.compile(r"used at most ([0-9.]+) (KiB|MiB|GiB)")
 UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 
 

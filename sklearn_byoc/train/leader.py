@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.model_files import Column, Feature, ModelMetadata, library_versions
-from sklearn_byoc.train import distributed as d, shares
+from sklearn_byoc.train import distributed as d, host_scores, shares
 from sklearn_byoc.train.estimators import build_estimator, check_task
 from sklearn_byoc.train.hyperparameters import Settings
 from sklearn_byoc.train.trainer import (TRAIN_SCORE_ROWS, TrainingResult, _json_value, _sort_key,
@@ -134,9 +134,9 @@ def train_on_hosts(paths: Paths, settings: Settings, hosts: d.Hosts, has_validat
         classes = [c.item() if isinstance(c, np.generic) else c for c in pipeline.classes_]
     metrics = {}
     for split, limit in (("train", TRAIN_SCORE_ROWS), ("validation", None)):
-        parts = hosts.each(d.score_share, pipeline, plan.task, classes, split, limit,
+        parts = hosts.each(host_scores.score_share, pipeline, plan.task, classes, split, limit,
                            settings.seed)
-        metrics[split] = d.combine_scores(list(parts.values()), plan.task, classes)
+        metrics[split] = host_scores.combine_scores(list(parts.values()), plan.task, classes)
     log.info("training rows scored: at most %d per host", TRAIN_SCORE_ROWS)
     metadata = ModelMetadata(
         target=str(plan.target), task=plan.task,

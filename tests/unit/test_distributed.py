@@ -13,7 +13,7 @@ from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import classification_metrics, regression_metrics
 from sklearn_byoc.common.tables import Table
 from sklearn_byoc.common.tables.read import read_folder
-from sklearn_byoc.train import distributed as d
+from sklearn_byoc.train import distributed as d, host_scores
 from sklearn_byoc.train.hyperparameters import read_settings
 from sklearn_byoc.train.leader import train_on_hosts
 
@@ -122,9 +122,9 @@ def test_summed_scores_give_the_metrics_one_host_computes():
     parts = []
     for rows in np.array_split(np.arange(3000), 3):
         store = {"X_val": pd.DataFrame({"i": rows}), "y_val": pd.Series(y[rows], dtype=object)}
-        parts.append(d.score_share(store, Fixed(proba), "classification", classes,
+        parts.append(host_scores.score_share(store, Fixed(proba), "classification", classes,
                                    "validation", None, 0))
-    combined = d.combine_scores(parts, "classification", classes)
+    combined = host_scores.combine_scores(parts, "classification", classes)
     expected = classification_metrics(y, np.array(classes)[proba.argmax(axis=1)], proba,
                                       classes)
     assert set(combined) == set(expected)
@@ -141,10 +141,10 @@ def test_summed_regression_scores_give_the_metrics_one_host_computes():
         def predict(self, X):
             return predicted[X["i"].to_numpy()]
 
-    parts = [d.score_share({"X_val": pd.DataFrame({"i": rows}), "y_val": pd.Series(truth[rows])},
+    parts = [host_scores.score_share({"X_val": pd.DataFrame({"i": rows}), "y_val": pd.Series(truth[rows])},
                            Fixed(), "regression", None, "validation", None, 0)
              for rows in np.array_split(np.arange(999), 3)]
-    combined = d.combine_scores(parts + [{"rows": 0}], "regression", None)
+    combined = host_scores.combine_scores(parts + [{"rows": 0}], "regression", None)
     expected = regression_metrics(truth, predicted)
     assert combined == pytest.approx(expected)
 
