@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sklearn_byoc.common.errors import HyperparameterError, UserError
-from sklearn_byoc.train.hyperparameters import (VALIDATE_METHOD, declared_constraints,
-                                                is_invalid_parameter)
 
 log = logging.getLogger("train")
 
@@ -81,6 +79,28 @@ MODELS = {
                     classifier_defaults=(("loss", "log_loss"),)),
     ]
 }
+
+
+# scikit-learn's private names the trainer relies on, read nowhere else (tests/unit/
+# test_hyperparameters.py checks them on every supported scikit-learn line): the declared
+# constraints of an estimator's parameters, the method that checks them, the error it raises
+# (matched by name), and the constraint classes whose meaning hyperparameters.param_kinds
+# reads by name.
+CONSTRAINTS_ATTRIBUTE = "_parameter_constraints"
+VALIDATE_METHOD = "_validate_params"
+INVALID_PARAMETER_ERROR = "InvalidParameterError"
+CONSTRAINT_CLASSES = ("Hidden", "Interval", "Options", "StrOptions", "HasMethods")
+PRIVATE_NAMES = (CONSTRAINTS_ATTRIBUTE, VALIDATE_METHOD, INVALID_PARAMETER_ERROR,
+                 *CONSTRAINT_CLASSES)
+
+def declared_constraints(cls: type) -> dict | None:
+    constraints = getattr(cls, CONSTRAINTS_ATTRIBUTE, None)
+    return constraints if isinstance(constraints, dict) else None
+
+
+def is_invalid_parameter(exc: BaseException) -> bool:
+    return type(exc).__name__ == INVALID_PARAMETER_ERROR
+
 
 
 def import_class(path: str) -> type:

@@ -41,6 +41,8 @@ from typing import Any, Callable
 
 from sklearn_byoc.common.contract import FALSE_WORDS, HEADER_CHOICES, TRUE_WORDS, read_json_file
 from sklearn_byoc.common.errors import HyperparameterError, UserError
+from sklearn_byoc.train.estimators import (all_known_params, constructor_defaults,
+                                           declared_constraints, resolve_model)
 
 log = logging.getLogger("train")
 
@@ -295,31 +297,11 @@ def help_lines(width: int = 88) -> list[str]:
 
 
 # -- what an estimator's parameter takes -------------------------------------------------------
-# scikit-learn's private names the trainer relies on, read nowhere else (tests/unit/
-# test_hyperparameters.py checks them on every supported scikit-learn line): the declared
-# constraints of an estimator's parameters, the method that checks them, the error it raises
-# (matched by name), and the constraint classes whose meaning is read by name below.
-CONSTRAINTS_ATTRIBUTE = "_parameter_constraints"
-VALIDATE_METHOD = "_validate_params"
-INVALID_PARAMETER_ERROR = "InvalidParameterError"
-CONSTRAINT_CLASSES = ("Hidden", "Interval", "Options", "StrOptions", "HasMethods")
-PRIVATE_NAMES = (CONSTRAINTS_ATTRIBUTE, VALIDATE_METHOD, INVALID_PARAMETER_ERROR,
-                 *CONSTRAINT_CLASSES)
-
 _NAMED_CONSTRAINTS = {
     "boolean": {BOOL}, "verbose": {INT, BOOL}, "random_state": {INT, NONE},
     "array-like": {JSON}, "sparse matrix": set(), "nan": {FLOAT}, "cv_object": {INT, JSON},
     "missing_values": {INT, FLOAT, STR, NONE}, "no_validation": {ANY},
 }
-
-
-def declared_constraints(cls: type) -> dict | None:
-    constraints = getattr(cls, CONSTRAINTS_ATTRIBUTE, None)
-    return constraints if isinstance(constraints, dict) else None
-
-
-def is_invalid_parameter(exc: BaseException) -> bool:
-    return type(exc).__name__ == INVALID_PARAMETER_ERROR
 
 
 def _constraint_kinds(constraint: Any) -> set[str]:
@@ -404,18 +386,16 @@ class Settings:
 
 def read_settings(raw: dict[str, Any]) -> Settings:
     """Every hyperparameter typed and checked as far as it can be before the data is read."""
-    from sklearn_byoc.train import estimators
-
     given = {k: v for k, v in raw.items() if not is_platform_key(k) and text_of(v) != ""}
     typed = {name: row.parse(name, given[name]) if name in given else copy.copy(row.default)
              for name, row in TRAINER_KEYS.items()}
-    model = estimators.resolve_model(typed.pop("model"))
+    model = resolve_model(typed.pop("model"))
     settings = Settings(model=model, **typed)
     objective = raw.get(TUNING_OBJECTIVE_KEY)
     settings.objective = text_of(objective) or None if objective is not None else None
 
     classes = model.classes()
-    defaults = {cls: estimators.constructor_defaults(cls) for cls in classes}
+    defaults = {cls: constructor_defaults(cls) for cls in classes}
     estimator_keys = {k for k in raw if not is_platform_key(k) and k not in TRAINER_KEYS}
     if DEPRECATED_HOLDOUT_KEY in estimator_keys \
             and not any(DEPRECATED_HOLDOUT_KEY in d for d in defaults.values()):
@@ -427,7 +407,7 @@ def read_settings(raw: dict[str, Any]) -> Settings:
     for key in sorted(estimator_keys):
         owners = [cls for cls in classes if key in defaults[cls]]
         if not owners:
-            others = others if others is not None else estimators.all_known_params()
+            others = others if others is not None else all_known_params()
             if key in others:
                 log.warning("hyperparameter %r is not a parameter of %s; ignored", key,
                             " or ".join(c.__name__ for c in classes))

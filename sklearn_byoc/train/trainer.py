@@ -27,7 +27,8 @@ from sklearn_byoc.common.tables.read import read_folder
 from sklearn_byoc.common.tables.target import infer_task, resolve_target
 from sklearn_byoc.train import data, small_data
 from sklearn_byoc.train.estimators import build_estimator, check_task
-from sklearn_byoc.train.hyperparameters import Settings, is_invalid_parameter
+from sklearn_byoc.train.estimators import is_invalid_parameter
+from sklearn_byoc.train.hyperparameters import Settings
 
 log = logging.getLogger("train")
 

@@ -10,7 +10,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegress
 from sklearn.linear_model import LogisticRegression
 
 from sklearn_byoc.common.errors import HyperparameterError, UserError
-from sklearn_byoc.train import cli, hyperparameters as hp
+from sklearn_byoc.train import cli, estimators, hyperparameters as hp
 from sklearn_byoc.train.hyperparameters import TRAINER_KEYS, read_settings
 
 
@@ -194,13 +194,13 @@ def test_help_lists_every_trainer_key_with_what_it_takes_and_its_default():
 @pytest.mark.parametrize("cls", [HistGradientBoostingClassifier, RandomForestRegressor,
                                  LogisticRegression])
 def test_the_private_names_the_trainer_reads_exist_on_this_scikit_learn(cls):
-    """Fails on a scikit-learn line that renamed what hyperparameters.PRIVATE_NAMES lists."""
+    """Fails on a scikit-learn line that renamed what estimators.PRIVATE_NAMES lists."""
     from sklearn.utils import _param_validation
 
-    constraints = hp.declared_constraints(cls)
-    assert constraints, f"{cls.__name__}.{hp.CONSTRAINTS_ATTRIBUTE} on {sklearn.__version__}"
-    assert callable(getattr(cls(), hp.VALIDATE_METHOD))
-    for name in hp.CONSTRAINT_CLASSES + (hp.INVALID_PARAMETER_ERROR,):
+    constraints = estimators.declared_constraints(cls)
+    assert constraints, f"{cls.__name__}.{estimators.CONSTRAINTS_ATTRIBUTE} on {sklearn.__version__}"
+    assert callable(getattr(cls(), estimators.VALIDATE_METHOD))
+    for name in estimators.CONSTRAINT_CLASSES + (estimators.INVALID_PARAMETER_ERROR,):
         assert hasattr(_param_validation, name), name
     kinds = {type(c).__name__ for rules in constraints.values() for c in rules}
     assert kinds & {"Interval", "StrOptions"}, kinds
@@ -209,9 +209,9 @@ def test_the_private_names_the_trainer_reads_exist_on_this_scikit_learn(cls):
 def test_an_invalid_parameter_is_told_by_its_error_name():
     estimator = HistGradientBoostingClassifier(max_iter=-3)
     with pytest.raises(Exception) as info:
-        getattr(estimator, hp.VALIDATE_METHOD)()
-    assert hp.is_invalid_parameter(info.value)
-    assert not hp.is_invalid_parameter(ValueError("x"))
+        getattr(estimator, estimators.VALIDATE_METHOD)()
+    assert estimators.is_invalid_parameter(info.value)
+    assert not estimators.is_invalid_parameter(ValueError("x"))
 
 
 def test_constraints_give_what_a_parameter_takes():
