@@ -92,9 +92,9 @@ def find_program(model_dir: Path) -> Path | None:
             # SDK v3's ModelBuilder sets SAGEMAKER_PROGRAM=inference.py on every model it
             # deploys, with inference code or without.
             log.warning("%s=%r is ignored: %s is not there, and the model has no inference "
-                        "code (%s %s); serving it with the built-in handlers", PROGRAM, name,
-                        path, folder, "holds no Python file" if folder.is_dir()
-                        else "does not exist")
+                        "code at all (%s %s); serving it with the built-in handlers", PROGRAM,
+                        name, path, folder,
+                        "holds no Python file" if folder.is_dir() else "does not exist")
             return None
         held = ", ".join(sorted(p.name for p in folder.iterdir()))
         raise UserError(f"{PROGRAM}={name!r} but {path} does not exist; the model's code "
