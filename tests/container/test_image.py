@@ -221,8 +221,9 @@ def test_no_command_and_no_job_names_the_commands(container_tool, image, tmp_pat
     empty.mkdir()
     result = container_tool.run(image, mounts=[ct.Mount(empty, "/opt/ml")])
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert "run the image with one of the commands processing, train, serve" in lines[-1]
+    said = [line for line in result.stderr.splitlines() if "no command was given" in line]
+    assert len(said) == 1, result.stderr
+    assert "run the image with one of the commands processing, train, serve" in said[0]
 
 
 def test_processing_failure_sets_the_exit_message(container_tool, image, tmp_path):
