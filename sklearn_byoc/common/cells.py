@@ -145,11 +145,25 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 # -- whole columns ------------------------------------------------------------------
+class Factorized:
+    """A column as codes into its distinct cells (code -1: missing), made once by
+    :func:`factorize` and taken by every whole-column function below in place of the cells."""
+
+    def __init__(self, codes, uniques):
+        self.codes, self.uniques = codes, uniques
+
+
+def factorize(values) -> Factorized:
+    return Factorized(*_distinct(values))
+
+
 def _distinct(values):
     """(codes, distinct values) of a column; code -1 marks a missing cell."""
     import numpy as np
     import pandas as pd
 
+    if isinstance(values, Factorized):
+        return values.codes, values.uniques
     array = np.asarray(values, dtype=object) if not hasattr(values, "dtype") else values
     codes, uniques = pd.factorize(array, use_na_sentinel=True)
     return codes, np.asarray(uniques, dtype=object)

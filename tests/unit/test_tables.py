@@ -381,3 +381,14 @@ def test_a_misspelled_target_gets_a_did_you_mean(tmp_path):
     with pytest.raises(HyperparameterError) as info:
         resolve_target(table, "zzz")
     assert "did you mean" not in str(info.value) and "columns: customer_age" in str(info.value)
+
+
+def test_a_text_column_is_factorized_once(tmp_path, monkeypatch):
+    """Parsing, missing markers and category text share one factorization of the column."""
+    write(tmp_path, "data.csv", "colour,x\nred,1\nblue,2\nred,3\n")
+    calls = []
+    real = pd.factorize
+    monkeypatch.setattr(pd, "factorize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    table = read_folder(tmp_path)
+    assert list(table.frame["colour"]) == ["red", "blue", "red"]
+    assert len(calls) == 1

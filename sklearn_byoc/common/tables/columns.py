@@ -44,8 +44,11 @@ def type_columns(table: Table) -> pd.DataFrame:
             frame[name] = column.astype(object)
             continue
         values = column.to_numpy(dtype=object)
-        numbers, refused = cells.number_column(values)
-        present = ~cells.missing_mask(values)
+        # Factorized once: parsing, missing markers and category text each look at the
+        # distinct cells only.
+        distinct = cells.factorize(values)
+        numbers, refused = cells.number_column(distinct)
+        present = ~cells.missing_mask(distinct)
         n_present, n_refused = int(present.sum()), int(refused.sum())
         if n_present and n_refused == 0:
             # Every cell a number pandas' reader left as text ("1_000", a number of
@@ -61,7 +64,7 @@ def type_columns(table: Table) -> pd.DataFrame:
                 f"{table.where(first)} ({len(bad)} such value(s)); correct it or leave "
                 "the cell empty to mark it missing"
             )
-        frame[name] = _objects(cells.category_column(values), frame.index)
+        frame[name] = _objects(cells.category_column(distinct), frame.index)
     return frame
 
 
