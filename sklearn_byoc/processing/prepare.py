@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +41,7 @@ from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.metrics import DEFAULT_OBJECTIVE, MAXIMIZE
 from sklearn_byoc.common.contract import HEADER_CHOICES
+from sklearn_byoc.common.tables import select
 from sklearn_byoc.common.tables.read import read_folder
 from sklearn_byoc.common.tables.target import infer_task, resolve_target
 
@@ -90,6 +91,10 @@ def build_parser(paths: Paths) -> ArgumentParser:
     parser.add_argument("--validation-fraction", type=float, default=0.15)
     parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=42, help="random seed for the split")
+    parser.add_argument("--ignore-columns", type=_column_list, default=[],
+                        metavar="NAMES",
+                        help="columns left out of every split, by name or 0-based index, "
+                             "comma-separated (an identifier, a free-text note)")
     parser.add_argument("--keep-duplicates", action="store_true",
                         help="keep exact duplicate rows (dropped by default)")
     parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default="csv",
@@ -109,6 +114,14 @@ class Options:
     seed: int
     keep_duplicates: bool
     output_format: str = "csv"
+    ignore_columns: list[str] = field(default_factory=list)
+
+
+def _column_list(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"an empty column name in {text!r}: write 'id,note'")
+    return items
 
 
 def parse_options(argv: list[str], paths: Paths) -> Options:
@@ -127,7 +140,8 @@ def parse_options(argv: list[str], paths: Paths) -> Options:
             f"they add up to {total:g}"
         )
     return Options(args.input_dir, args.output_dir, args.target, args.header, args.task,
-                   fractions, args.seed, args.keep_duplicates, args.output_format)
+                   fractions, args.seed, args.keep_duplicates, args.output_format,
+                   args.ignore_columns)
 
 
 def clean(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -242,8 +256,15 @@ def write_json(data: dict, path: Path) -> None:
 def prepare(argv: list[str], paths: Paths) -> dict[str, Path]:
     options = parse_options(argv, paths)
     resources = ResourceConfig.read(paths.processing_resourceconfig_file)
-    table = read_folder(options.input_dir, header=options.header, what="input")
+    table = read_folder(options.input_dir, header=options.header, what="input",
+                        ignore=select.leave_out(options.ignore_columns,
+                                                select.option_error("--ignore-columns"),
+                                                "--ignore-columns")
+                        if options.ignore_columns else None)
     target = resolve_target(table, options.target, option="--target")
+    if target in table.ignored:
+        raise UserError(f"--ignore-columns names the target column {target!r}: leave it out "
+                        "of --ignore-columns, or choose another --target")
 
     frame, counts = clean(table.frame, target)
     if frame.empty:

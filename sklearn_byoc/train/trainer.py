@@ -22,6 +22,7 @@ from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metri
 from sklearn_byoc.common.model_files import (Column, Feature, ModelMetadata, library_versions,
                                              remove_model, save_model)
 from sklearn_byoc.common.tables import Table
+from sklearn_byoc.common.tables import select
 from sklearn_byoc.common.tables.columns import conform_features, identifier_columns
 from sklearn_byoc.common.tables.read import read_folder
 from sklearn_byoc.common.tables.target import infer_task, resolve_target
@@ -154,51 +155,22 @@ def scored_training_rows(X: pd.DataFrame, y: pd.Series, seed: int):
 
 
 # -- columns ---------------------------------------------------------------------------------
+def hyperparameter_error(key: str):
+    def error(item: str, expected: str, hint: str) -> HyperparameterError:
+        return HyperparameterError(key, item, expected, hint=hint)
+    return error
+
+
 def ignore_resolver(items: list[str]):
     """ignore_columns as a function of the table read: the names of the columns to leave out."""
-    def resolve(table: Table) -> list[str]:
-        columns = [str(c) for c in table.frame.columns]
-        chosen = []
-        for item in items:
-            if item in columns:
-                chosen.append(item)
-                continue
-            try:
-                index = int(item)
-            except ValueError:
-                index = None
-            if index is not None and 0 <= index < len(columns):
-                chosen.append(columns[index])
-            elif index is not None:
-                raise HyperparameterError("ignore_columns", item,
-                                          f"a column index between 0 and {len(columns) - 1}")
-            elif not table.has_header:
-                raise HyperparameterError(
-                    "ignore_columns", item, "0-based column indexes",
-                    hint="the data has no header row, so columns have no names")
-            else:
-                raise HyperparameterError("ignore_columns", item, "a column of the data",
-                                          hint="columns: " + ", ".join(columns[:50]))
-        chosen = list(dict.fromkeys(chosen))
-        if chosen:
-            log.info("leaving out column(s) %s (ignore_columns)", ", ".join(map(repr, chosen)))
-        return [c for c in columns if c in chosen]
-    return resolve
+    return select.leave_out(items, hyperparameter_error("ignore_columns"), "ignore_columns")
 
 
 def column_names(items: list[str], table: Table, key: str) -> list[str]:
     """Names or 0-based indexes of the files' columns (a hyperparameter's list) as names."""
     columns = table.all_columns or [str(c) for c in table.frame.columns]
-    names = []
-    for item in items:
-        if item in columns:
-            names.append(item)
-        elif item.lstrip("-").isdigit() and -len(columns) <= int(item) < len(columns):
-            names.append(columns[int(item)])
-        else:
-            raise HyperparameterError(key, item, "a column of the data (name or 0-based index)",
-                                      hint="columns: " + ", ".join(columns[:50]))
-    return names
+    return select.named_columns(items, columns, has_header=table.has_header,
+                                error=hyperparameter_error(key))
 
 
 def leave_out_identifiers(X: pd.DataFrame, table: Table, settings: Settings) -> pd.DataFrame:

@@ -68,6 +68,9 @@ def runs(tmp_path_factory, source):
     (folder / "part-0.csv").write_text("size,kind\n" + "".join(
         f"{i * 0.37:.2f},{['red', 'green', 'blue'][i % 3]}\n" for i in range(90)))
     jobs["multiclass"] = (three, ["--target", "kind"])
+    jobs["ignore columns"] = (processing_tree(tmp_path_factory.mktemp("ignore"),
+                                              {"export.csv": source}),
+                              ["--target", "churn", "--ignore-columns", "tenure,1"])
     return run_all("processing", jobs)
 
 
@@ -199,6 +202,17 @@ def test_no_arguments_takes_the_first_column_as_target(runs):
     assert sizes == [70, 15, 15]
 
 
+def test_ignore_columns_leave_columns_out_of_every_split(runs):
+    base, result = runs["ignore columns"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = base / "processing" / "output"
+    for name in ("train", "validation", "test"):
+        assert read(out / name / f"{name}.csv")[0] == ["churn", "charges"]
+    _, features = read(out / "test_features" / "test_features.csv", header=False)
+    assert {len(row) for row in features} == {1}
+    assert "leaving out column(s) 'tenure', 'plan' (--ignore-columns)" in result.stderr
+
+
 def test_help(tmp_path):
     result = run_stage("processing", tmp_path, ["--help"])
     assert result.returncode == 0
@@ -206,7 +220,7 @@ def test_help(tmp_path):
     result = run_stage("processing", tmp_path, ["prepare", "--help"])
     assert result.returncode == 0
     for option in ("--target", "--train-fraction", "--validation-fraction", "--test-fraction",
-                   "--header", "--seed", "--keep-duplicates"):
+                   "--header", "--seed", "--keep-duplicates", "--ignore-columns"):
         assert option in result.stdout
     assert not (tmp_path / "output" / "failure").exists()
 
@@ -257,6 +271,10 @@ BAD = {
     "badly typed option": (good, ["--target", "churn", "--train-fraction", "most"],
                            ["--train-fraction", "'most'"]),
     "fractions do not add up": (good, ["--train-fraction", "0.9"], ["add up to 1"]),
+    "ignore an unknown column": (good, ["--target", "churn", "--ignore-columns", "tenur"],
+                                ["--ignore-columns", "'tenur'", "tenure, plan, charges, churn"]),
+    "ignore the target": (good, ["--target", "churn", "--ignore-columns", "churn"],
+                          ["--ignore-columns", "target column 'churn'"]),
     "unknown option": (good, ["--target", "churn", "--shuffle"], ["--shuffle"]),
     "unknown mode": (good, ["transmogrify"], ["'transmogrify'", "prepare"]),
     "not utf-8": (not_utf8, ["--target", "churn"], ["legacy.csv", "UTF-8"]),
