@@ -193,12 +193,14 @@ class Parameters:
     approval_status: object
     target: object
     model: object
+    ignore_columns: object
+    hyperparameters: object
 
     def all(self) -> list:
         return [self.input_data, self.processing_instance_type, self.processing_instance_count,
                 self.training_instance_type, self.transform_instance_type,
                 self.transform_instance_count, self.threshold, self.approval_status,
-                self.target, self.model]
+                self.target, self.model, self.ignore_columns, self.hyperparameters]
 
 
 def make_parameters(settings: Settings) -> Parameters:
@@ -217,6 +219,8 @@ def make_parameters(settings: Settings) -> Parameters:
         "ModelApprovalStatus": "PendingManualApproval",
         "Target": settings.target,
         "Model": settings.model,
+        "IgnoreColumns": "",
+        "Hyperparameters": "{}",
         **settings.parameter_defaults,
     }
     return Parameters(
@@ -239,6 +243,11 @@ def make_parameters(settings: Settings) -> Parameters:
                                                      "Rejected"]),
         target=ParameterString("Target", defaults["Target"]),
         model=ParameterString("Model", defaults["Model"]),
+        # Columns left out of every split, so out of the model: "patient_id,note".
+        ignore_columns=ParameterString("IgnoreColumns", defaults["IgnoreColumns"]),
+        # Any other hyperparameters of the trainer, as one JSON object: train reads the
+        # key "hyperparameters" as if each were given on its own.
+        hyperparameters=ParameterString("Hyperparameters", defaults["Hyperparameters"]),
     )
 
 
@@ -292,7 +301,8 @@ def build_pipeline(settings: Settings, session):
             outputs=[ProcessingOutput(output_name=name, source=f"{PROCESSING}/output/{name}",
                                       destination=under("prepare", name, ""))
                      for name in PREPARE_OUTPUTS],
-            arguments=["--target", p.target, "--output-dir", f"{PROCESSING}/output"],
+            arguments=["--target", p.target, "--ignore-columns", p.ignore_columns,
+                       "--output-dir", f"{PROCESSING}/output"],
         ),
         property_files=[problem],
     )
@@ -306,7 +316,8 @@ def build_pipeline(settings: Settings, session):
         image_uri=settings.image_uri, role=settings.role,
         instance_type=p.training_instance_type, instance_count=1,
         output_path=under("training"),
-        hyperparameters={"model": p.model, "target": p.target},
+        hyperparameters={"model": p.model, "target": p.target,
+                         "hyperparameters": p.hyperparameters},
         metric_definitions=metric_definitions(),
         base_job_name=f"{settings.name}-train",
         # The image has no profiler or debugger hooks.

@@ -118,6 +118,8 @@ class Options:
 
 
 def _column_list(text: str) -> list[str]:
+    if not text.strip():
+        return []  # a pipeline parameter left empty
     items = [item.strip() for item in text.split(",")]
     if not all(items):
         raise argparse.ArgumentTypeError(f"an empty column name in {text!r}: write 'id,note'")

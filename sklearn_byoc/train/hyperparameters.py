@@ -62,7 +62,22 @@ def read_file(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise UserError(
             f"{path} must hold a JSON object of hyperparameters, found {type(raw).__name__}")
-    return {str(k): v for k, v in raw.items()}
+    return unbundle({str(k): v for k, v in raw.items()})
+
+
+def unbundle(raw: dict[str, Any]) -> dict[str, Any]:
+    """The keys of :data:`BUNDLE` (one JSON object, as a pipeline parameter passes any
+    number of hyperparameters) among the others, each as if given on its own."""
+    if BUNDLE.name not in raw:
+        return raw
+    raw = dict(raw)
+    more = BUNDLE.parse(BUNDLE.name, raw.pop(BUNDLE.name))
+    both = sorted(set(more) & set(raw))
+    if both:
+        raise HyperparameterError(BUNDLE.name, json.dumps(more), "keys not also given on "
+                                  "their own", hint=f"{both[0]!r} is given both ways: keep one")
+    raw.update(more)
+    return raw
 
 
 # -- decoding: what a value as sent spells -------------------------------------------------
@@ -281,11 +296,25 @@ TRAINER_KEYS: dict[str, TrainerKey] = {row.name: row for row in (
 DEPRECATED_HOLDOUT_KEY = "validation_fraction"
 
 
+def _json_object(key: str, raw: Any) -> dict[str, Any]:
+    text = text_of(raw) if isinstance(raw, str) else raw
+    value = {} if text == "" else json_of(text)
+    if not isinstance(value, dict):
+        raise HyperparameterError(key, raw, 'a JSON object such as {"max_depth": 6}')
+    return {str(k): v for k, v in value.items()}
+
+
+BUNDLE = TrainerKey("hyperparameters", "JSON object", None,
+                    "more hyperparameters in one value, as one pipeline parameter passes "
+                    'them: {"max_depth": 6, "ignore_columns": "id"}', _json_object)
+
+
 def help_lines(width: int = 88) -> list[str]:
-    """``train --help``'s table of hyperparameters, from :data:`TRAINER_KEYS`."""
+    """``train --help``'s table of hyperparameters, from :data:`TRAINER_KEYS` and
+    :data:`BUNDLE`."""
     column = max(len(name) for name in TRAINER_KEYS) + 4
     lines = []
-    for row in TRAINER_KEYS.values():
+    for row in (*TRAINER_KEYS.values(), BUNDLE):
         default = row.default
         if isinstance(default, list):
             default = ",".join(default) or None

@@ -179,15 +179,42 @@ def test_platform_keys_are_recognized_and_never_checked():
 def test_help_lists_every_trainer_key_with_what_it_takes_and_its_default():
     text = cli.usage()
     listed = re.findall(r"^  (\w+) +(.+); default (.+)$", text, flags=re.MULTILINE)
-    assert [name for name, _, _ in listed] == list(TRAINER_KEYS)
+    rows = {**TRAINER_KEYS, hp.BUNDLE.name: hp.BUNDLE}
+    assert [name for name, _, _ in listed] == list(rows)
     for name, takes, default in listed:
-        row = TRAINER_KEYS[name]
+        row = rows[name]
         assert takes == row.takes
         shown = row.default if not isinstance(row.default, list) else ",".join(row.default)
         assert default == ("none" if shown in (None, "") else str(shown))
     assert "validation_fraction" not in text  # the estimator's, or a deprecated alias
     assert "every other hyperparameter is a parameter of the chosen estimator" in text.lower()
     assert max(len(line) for line in text.splitlines()) <= 92
+
+
+# -- several hyperparameters in one value ------------------------------------------------------
+def test_a_bundle_of_hyperparameters_counts_as_each_given_on_its_own(tmp_path):
+    path = tmp_path / "hyperparameters.json"
+    path.write_text(json.dumps({"model": "random_forest", "hyperparameters":
+                                '{"max_depth": 6, "ignore_columns": "id,note"}'}))
+    raw = hp.read_file(path)
+    assert raw == {"model": "random_forest", "max_depth": 6, "ignore_columns": "id,note"}
+    settings = read_settings(raw)
+    assert settings.ignore_columns == ["id", "note"]
+    assert {cls.__name__: p["max_depth"] for cls, p in settings.params.items()} == {
+        "RandomForestClassifier": 6, "RandomForestRegressor": 6}
+    # A pipeline parameter left at its default: nothing added.
+    assert hp.unbundle({"hyperparameters": "{}", "seed": "1"}) == {"seed": "1"}
+    assert hp.unbundle({"hyperparameters": "", "seed": "1"}) == {"seed": "1"}
+
+
+@pytest.mark.parametrize("raw, pattern", [
+    ({"hyperparameters": "[1, 2]"}, "'hyperparameters' must be a JSON object"),
+    ({"hyperparameters": "max_depth=6"}, "'hyperparameters' must be a JSON object"),
+    ({"hyperparameters": '{"seed": 3}', "seed": "4"}, "'seed' is given both ways"),
+])
+def test_a_bad_bundle_is_refused(raw, pattern):
+    with pytest.raises(HyperparameterError, match=pattern):
+        hp.unbundle(raw)
 
 
 # -- scikit-learn's private names --------------------------------------------------------------

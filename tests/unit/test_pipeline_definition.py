@@ -114,7 +114,7 @@ def test_parameters(standard):
     assert set(params) == {"InputData", "ProcessingInstanceType", "ProcessingInstanceCount",
                            "TrainingInstanceType", "TransformInstanceType",
                            "TransformInstanceCount", "MetricThreshold", "ModelApprovalStatus",
-                           "Target", "Model"}
+                           "Target", "Model", "IgnoreColumns", "Hyperparameters"}
     assert params["MetricThreshold"]["Type"] == "Float"
     assert params["ProcessingInstanceCount"]["Type"] == "Integer"
     assert params["TransformInstanceCount"]["Type"] == "Integer"
@@ -151,6 +151,7 @@ def test_prepare_step(standard):
     # A processing job passes no command: the entrypoint must name the shim.
     assert app["ContainerEntrypoint"] == ["processing", "prepare"]
     assert app["ContainerArguments"] == ["--target", {"Get": "Parameters.Target"},
+                                         "--ignore-columns", {"Get": "Parameters.IgnoreColumns"},
                                          "--output-dir", "/opt/ml/processing/output"]
     (raw,) = args["ProcessingInputs"]
     assert raw["S3Input"]["S3Uri"] == {"Get": "Parameters.InputData"}
@@ -297,7 +298,8 @@ def test_training_step(standard):
     args = steps_by_name(definition)["Train"]["Arguments"]
     assert args["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert args["HyperParameters"] == {"model": {"Get": "Parameters.Model"},
-                                       "target": {"Get": "Parameters.Target"}}
+                                       "target": {"Get": "Parameters.Target"},
+                                       "hyperparameters": {"Get": "Parameters.Hyperparameters"}}
     channels = {c["ChannelName"]: c for c in args["InputDataConfig"]}
     assert set(channels) == {"train", "validation"}
     assert all(c["ContentType"] == "text/csv" for c in channels.values())
@@ -307,6 +309,26 @@ def test_training_step(standard):
 # Targets of the bundled data: one per problem type the one definition serves.
 PROBLEMS = {"binary": "churn", "multiclass": "internet_service",
             "regression": "monthly_charges"}
+# Parameters of each problem's execution besides Target (the others keep their defaults).
+EXECUTION_PARAMETERS = {
+    "multiclass": {"IgnoreColumns": "region,customer_age",
+                   "Hyperparameters": '{"max_iter": 50, "holdout_fraction": 0.25}'},
+}
+
+
+def with_parameters(node, definition: dict, values: dict):
+    """``node`` with each {"Get": "Parameters.X"} replaced by X's value in ``values``, else
+    its default in the definition: what the service passes to the job."""
+    defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    if isinstance(node, dict) and set(node) == {"Get"} \
+            and node["Get"].startswith("Parameters."):
+        name = node["Get"].split(".", 1)[1]
+        return str(values.get(name, defaults[name]))
+    if isinstance(node, dict):
+        return {k: with_parameters(v, definition, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [with_parameters(v, definition, values) for v in node]
+    return node
 
 
 def run_step(step: dict, base) -> subprocess.CompletedProcess:
@@ -331,11 +353,8 @@ def executions(monkeymodule, tmp_path_factory) -> dict[str, dict]:
 
         base = processing_tree(tmp_path_factory.mktemp(f"prepare-{problem}"),
                                {"data.csv": DATA})
-        prepare = copy.deepcopy(steps["Prepare"])
-        # The Target parameter of this execution.
-        prepare["Arguments"]["AppSpecification"]["ContainerArguments"] = [
-            target if a == {"Get": "Parameters.Target"} else a
-            for a in prepare["Arguments"]["AppSpecification"]["ContainerArguments"]]
+        values = {"Target": target, **EXECUTION_PARAMETERS.get(problem, {})}
+        prepare = with_parameters(steps["Prepare"], definition, values)
         assert target in prepare["Arguments"]["AppSpecification"]["ContainerArguments"]
         result = run_step(prepare, base)
         assert result.returncode == 0, result.stderr
@@ -344,7 +363,8 @@ def executions(monkeymodule, tmp_path_factory) -> dict[str, dict]:
         job = training_tree(tmp_path_factory.mktemp(f"train-{problem}"),
                             {"train": [splits / "train" / "train.csv"],
                              "validation": [splits / "validation" / "validation.csv"]},
-                            {"target": target})
+                            with_parameters(steps["Train"]["Arguments"]["HyperParameters"],
+                                            definition, values))
         trained = run_stage("train", job)
         assert trained.returncode == 0, trained.stderr
 
@@ -360,8 +380,20 @@ def executions(monkeymodule, tmp_path_factory) -> dict[str, dict]:
                 (evaluation / "processing" / "evaluation" / "evaluation.json").read_text()),
             "train output": trained.stdout + trained.stderr,
             "metrics": json.loads((job / "output" / "data" / "metrics.json").read_text()),
+            "metadata": json.loads((job / "model" / "metadata.json").read_text()),
+            "train header": (splits / "train" / "train.csv").read_text().split("\n", 1)[0],
         }
     return found
+
+
+def test_ignore_columns_and_hyperparameters_parameters_reach_prepare_and_train(executions):
+    multiclass = executions["multiclass"]
+    assert "region" not in multiclass["train header"].split(",")
+    assert "customer_age" not in multiclass["train header"].split(",")
+    assert "churn" in multiclass["train header"].split(",")
+    assert multiclass["metadata"]["params"]["max_iter"] == 50
+    # The other executions keep every column.
+    assert "region" in executions["binary"]["train header"].split(",")
 
 
 def json_gets(node) -> list[dict]:
