@@ -76,6 +76,34 @@ def _can_skip_parameter_validation() -> bool:
     return "skip_parameter_validation" in inspect.signature(sklearn.config_context).parameters
 
 
+# scikit-learn < 1.6 reads estimator tags only through this private method (1.6 added
+# sklearn.utils.get_tags); tests/unit/test_compat.py fails on a line without either.
+OLD_TAGS_METHOD = "_get_tags"
+
+
+def refuses_missing(estimator) -> bool:
+    """Whether ``estimator`` declares it takes no NaN in X (scikit-learn's ``allow_nan``
+    tag is false) for the input it is given: a pipeline is asked of its first step.
+    False when it declares nothing (not a scikit-learn estimator, a ColumnTransformer,
+    whose columns each go their own way)."""
+    while hasattr(estimator, "steps") and estimator.steps:
+        estimator = estimator.steps[0][1]
+    if type(estimator).__name__ == "ColumnTransformer" or not hasattr(estimator, "fit"):
+        return False
+    try:
+        from sklearn.utils import get_tags  # scikit-learn >= 1.6
+    except ImportError:
+        tags = getattr(estimator, OLD_TAGS_METHOD, None)
+        try:
+            return tags is not None and tags().get("allow_nan") is False
+        except Exception:  # noqa: BLE001 - an estimator's own tags may fail
+            return False
+    try:
+        return get_tags(estimator).input_tags.allow_nan is False
+    except Exception:  # noqa: BLE001 - not an estimator scikit-learn can tag
+        return False
+
+
 def ordinal_encoder(max_categories: int, **options):
     """An OrdinalEncoder that keeps at most ``max_categories`` per column where the line can
     (``max_categories`` exists from scikit-learn 1.3 on; under 1.2 every category is kept,

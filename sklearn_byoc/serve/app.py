@@ -66,7 +66,7 @@ def note(**fields) -> None:
 def request_context(config: ServerConfig) -> RequestContext:
     return RequestContext.from_environ(request.environ, default_accept=config.default_accept,
                                        default_output=config.default_output,
-                                       request_id=request.environ[NOTES]["request_id"])
+                                       batch=config.batch, request_id=request.environ[NOTES]["request_id"])
 
 
 def answer_invocation(service: ModelService, config: ServerConfig) -> Response:

@@ -37,7 +37,7 @@ import numpy as np
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.serve.errors import RequestError
 from sklearn_byoc.serve.formats import FORMATS
-from sklearn_byoc.serve.formats.output import Prediction, check_output, jsonable
+from sklearn_byoc.serve.formats.output import Prediction, check_output, csv_header, jsonable
 from sklearn_byoc.serve.media import CSV, JSON, NPY, RequestContext
 from sklearn_byoc.serve.model import ServedModel
 from sklearn_byoc.serve.schema import Records
@@ -189,7 +189,10 @@ def default_output(prediction, context: RequestContext) -> Answer:
     fmt = FORMATS[answer_type]
     if isinstance(prediction, Prediction):
         check_output(prediction, context.output)
-        return Answer(fmt.write(prediction, context.output), answer_type)
+        body = fmt.write(prediction, context.output)
+        if context.answer_header:
+            body = csv_header(prediction, context.output) + b"\n" + body
+        return Answer(body, answer_type)
     return Answer(fmt.write_value(prediction), answer_type)
 
 

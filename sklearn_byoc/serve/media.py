@@ -116,6 +116,21 @@ def accept_type(value: str | None, default: str) -> str:
     return min(choices)[2]
 
 
+def accept_header(value: str | None) -> bool:
+    """Whether the Accept header asks CSV answers to start with a header row
+    (``text/csv;header=present``)."""
+    for item in (value or "").split(","):
+        kind, params = parse_media_type(item)
+        if ALIASES.get(kind) != CSV or "header" not in params:
+            continue
+        header = params["header"].lower()
+        if header not in ("present", "absent"):
+            raise NotAcceptable(f"Accept {item.strip()!r}: header={params['header']!r} must be "
+                                "present or absent")
+        return header == "present"
+    return False
+
+
 def output_choice(custom_attributes: str | None, default: str) -> str:
     """``output=probabilities`` in the custom attributes header picks the answer's content."""
     if not custom_attributes:
@@ -182,6 +197,8 @@ class RequestContext:
     # SAGEMAKER_INFERENCE_OUTPUT).
     default_accept: str | None = None
     default_output: str = "label"
+    # A batch transform job (SAGEMAKER_BATCH): one answer line per record.
+    batch: bool = False
     request_id: str = field(default_factory=new_request_id)
     # The request's WSGI environ, where the headers are read from when asked for.
     environ: dict | None = field(default=None, repr=False, compare=False)
@@ -210,7 +227,8 @@ class RequestContext:
         ``output=`` (400) and, when the built-in output layer writes the answer
         (``writes_answer``), an Accept it cannot write (406).  The decisions are kept
         for the layers that use them."""
-        for decision in ("output", "answer_type") if writes_answer else ("output",):
+        for decision in ("output", "answer_type", "answer_header") if writes_answer \
+                else ("output",):
             getattr(self, decision)  # decided and cached now; a refusal raises here
 
     @cached_property
@@ -225,6 +243,18 @@ class RequestContext:
     def answer_type(self) -> str:
         """The answer's media type: Accept, else the endpoint's default, else the request's."""
         return accept_type(self.accept, self.default_accept or self.media.kind)
+
+    @cached_property
+    def answer_header(self) -> bool:
+        """Whether a CSV answer starts with a row naming its columns (the classes)."""
+        if self.answer_type != CSV or not accept_header(self.accept):
+            return False
+        if self.batch:
+            raise RequestError(
+                f"Accept {self.accept!r}: a batch transform job joins one answer line per "
+                "record, so an answer cannot start with a header row; leave ;header=present "
+                "out of the job's Accept")
+        return True
 
     @property
     def handler_accept(self) -> str:

@@ -143,7 +143,34 @@ class ServedModel:
             model = self.estimator
             context = compat.fast_config()
         with context:
-            return self._predict(model, X, want_proba)
+            try:
+                return self._predict(model, X, want_proba)
+            except ValueError:
+                refused = self._refused_missing(records)
+                if refused is not None:
+                    raise refused from None
+                raise
+
+    def _refused_missing(self, records: Records) -> RequestError | None:
+        """The caller's error when the model failed on a missing value it declares it
+        cannot take (a model saved without an imputer); None when the failure is the
+        model's own."""
+        if self.fast is not None or not compat.refuses_missing(self.estimator):
+            return None
+        first = None
+        for name, values in records.columns.items():
+            if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+                missing = np.flatnonzero(np.isnan(values))
+                if len(missing) and (first is None or missing[0] < first[0]):
+                    first = (int(missing[0]), name)
+        if first is None:
+            return None
+        row = records.first_row + first[0]
+        return RequestError(
+            f"row {row}, feature {first[1]!r} is missing, and this "
+            f"{type(self.estimator).__name__} model takes no missing values; send a number "
+            "(or serve a model that imputes them)", kind="missing value", row=row,
+            feature=first[1])
 
     def predict_value(self, data, *, probabilities: bool = False) -> Prediction:
         """Predictions for what a user's input_fn returned."""

@@ -25,6 +25,7 @@ class Records:
 
     columns: dict[str, np.ndarray]
     n: int
+    first_row: int = 1  # the body's row number of the first record (block by block)
 
     @classmethod
     def empty(cls, schema: "Schema") -> "Records":

@@ -86,3 +86,25 @@ def test_the_ordinal_encoder_keeps_at_most_max_categories_where_the_line_can():
     limited = tuple(int(p) for p in RUNNING_LINE.split(".")) >= (1, 3)
     assert int(np.nanmax(codes)) == (1 if limited else 3)
     assert np.isnan(encoder.transform(np.array([["never seen"]]))[0, 0])
+
+
+def test_refuses_missing_reads_the_allow_nan_tag_on_every_line():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_byoc.common.compat import OLD_TAGS_METHOD, refuses_missing
+
+    assert refuses_missing(LogisticRegression())
+    assert refuses_missing(make_pipeline(LogisticRegression()))
+    assert not refuses_missing(HistGradientBoostingClassifier())
+    assert not refuses_missing(make_pipeline(SimpleImputer(), LogisticRegression()))
+    assert not refuses_missing(ColumnTransformer([("a", SimpleImputer(), [0])]))
+    assert not refuses_missing(object())
+    try:
+        from sklearn.utils import get_tags  # noqa: F401 - scikit-learn >= 1.6
+    except ImportError:
+        # The private method the older lines are read through is still there.
+        assert hasattr(LogisticRegression(), OLD_TAGS_METHOD)

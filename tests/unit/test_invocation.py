@@ -204,6 +204,77 @@ def test_bare_models_keep_the_caller_error_messages(bare_pipeline_dir, array_mod
         call(ModelService(array_model_dir), b"1,2,3\n", CSV)
 
 
+def test_a_bare_model_without_an_imputer_answers_400_for_a_missing_value(array_model_dir):
+    """LogisticRegression declares allow_nan=False: a missing cell is the caller's error,
+    named by row and feature, in every format, block by block too."""
+    service = ModelService(array_model_dir)
+    with pytest.raises(RequestError) as info:
+        call(service, b"30,2\n31,\n", CSV)
+    assert info.value.status == 400
+    assert str(info.value) == ("row 2, feature 'x1' is missing, and this LogisticRegression "
+                               "model takes no missing values; send a number (or serve a "
+                               "model that imputes them)")
+    with pytest.raises(RequestError, match="row 1, feature 'x0' is missing"):
+        call(service, b"[[null, 2]]", JSON)
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[30.0, 1.0], [np.nan, 2.0]]))
+    with pytest.raises(RequestError, match="row 2, feature 'x0' is missing"):
+        call(service, buffer.getvalue(), NPY)
+    rows = b"30,2\n" * 3000 + b"31,\n"
+    with pytest.raises(RequestError, match="row 3001, feature 'x1' is missing"):
+        invoke(service, Body.of(rows, block_bytes=4096), RequestContext(content_type=CSV))
+    # Without a missing value it predicts.
+    assert call(service, b"30,2\n", CSV).body in (b"yes", b"no")
+
+
+def test_a_model_that_takes_missing_values_or_fails_on_its_own_is_not_the_callers_fault(
+        tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    frame, y = training_frame()
+    X = frame[["age", "calls"]].to_numpy()
+    joblib.dump(HistGradientBoostingClassifier(max_iter=5).fit(X, y), tmp_path / "model.joblib")
+    assert call(ModelService(tmp_path), b"30,\n", CSV).body in (b"yes", b"no")
+
+    class Broken(LogisticRegression):
+        def predict(self, X):
+            raise ValueError("something inside the model")
+
+    from sklearn_byoc.serve.model import ServedModel
+
+    served = ServedModel.wrap(Broken().fit(X, y))
+    with pytest.raises(ValueError, match="something inside the model"):
+        served.predict(served.schema.from_positional_rows([["30", "2"]]))
+    # A missing value beside a failure of the model's own making is still the caller's.
+    with pytest.raises(RequestError, match="feature 'x1' is missing"):
+        served.predict(served.schema.from_positional_rows([["30", ""]]))
+
+
+def test_a_csv_answer_with_header_present_names_its_columns(builtin_dir):
+    service = ModelService(builtin_dir)
+    body = b"31,gold,2\n62,basic,7\n"
+    for output, header in (("all", "prediction,no,yes"), ("probabilities", "no,yes"),
+                           ("label", "prediction")):
+        plain = call(service, body, CSV, "text/csv", output).body.decode()
+        named = call(service, body, CSV, "text/csv;header=present", output).body.decode()
+        assert named == header + "\n" + plain, output
+    assert call(service, body, CSV, "text/csv;header=absent", "all").body.decode() == \
+        call(service, body, CSV, "text/csv", "all").body.decode()
+    # Other answer types are unchanged by a CSV header parameter they were not chosen by.
+    assert json.loads(call(service, body, CSV, "application/json, text/csv;header=present",
+                           "all").body)["classes"] == ["no", "yes"]
+    with pytest.raises(RequestError, match="header='maybe' must be present or absent"):
+        call(service, body, CSV, "text/csv;header=maybe")
+
+
+def test_a_header_row_is_refused_in_batch_transform(builtin_dir):
+    with pytest.raises(RequestError) as info:
+        call(ModelService(builtin_dir), b"31,gold,2\n", CSV, "text/csv;header=present", "all",
+             batch=True)
+    assert info.value.status == 400
+    assert "batch transform job joins one answer line per record" in str(info.value)
+
+
 def test_large_csv_bodies_stream_block_by_block_with_the_same_answer(builtin_dir):
     service = ModelService(builtin_dir)
     rows = "\n".join(",".join(str(v) for v in ROWS[i % 4]) for i in range(4000)).encode()

@@ -303,5 +303,6 @@ def read_blocks(stream, length: int, block_bytes: int, schema: Schema,
     reader, row = CsvReader(schema, media), 1
     for block in blocks(stream, length, block_bytes):
         records = reader.read(block, row)
+        records.first_row = row
         row += records.n
         yield records

@@ -145,6 +145,15 @@ def encode_csv(prediction: Prediction, output: str) -> bytes:
     return "\n".join(lines).encode("utf-8")
 
 
+def csv_header(prediction: Prediction, output: str) -> bytes:
+    """The row naming a CSV answer's columns: ``prediction``, then the classes in the
+    order of the probabilities (``Accept: text/csv;header=present``)."""
+    names = [] if output == "probabilities" else ["prediction"]
+    if output != "label":
+        names += [csv_cell(plain(c)) for c in prediction.classes]
+    return ",".join(names).encode("utf-8")
+
+
 # -- what a user's predict_fn returned --------------------------------------------------------
 def jsonable(value):
     if isinstance(value, np.ndarray):
