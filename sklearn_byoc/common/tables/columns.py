@@ -151,9 +151,10 @@ def identifier_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     for name in frame.columns:
         column = frame[name]
         if column.dtype == object:
-            present = column.dropna()
-            if len(present) and present.map(type).eq(str).all() \
-                    and present.nunique() >= ID_TEXT_DISTINCT * n:
+            # Counted first (hashing): almost every column stops there, before the
+            # per-cell look at the types.
+            if column.nunique() >= ID_TEXT_DISTINCT * n \
+                    and column.dropna().map(type).eq(str).all():
                 identifiers.append(str(name))
         elif pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column):
             values = column.to_numpy()
