@@ -31,6 +31,17 @@ CHANNEL_DEFAULTS = {"TrainingInputMode": "File", "S3DistributionType": "FullyRep
                     "RecordWrapperType": "None"}
 
 
+def write_file(folder: Path, name: str, text: str | bytes) -> Path:
+    """``text`` (or bytes) as the file ``name`` under ``folder``, its folders made."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
 def _fill(folder: Path, files: list[Path] | dict[str, str | bytes] | Path) -> None:
     """Copy a folder, copy files, or write {relative name: text or bytes} into ``folder``."""
     if isinstance(files, Path) and files.is_dir():
@@ -39,12 +50,7 @@ def _fill(folder: Path, files: list[Path] | dict[str, str | bytes] | Path) -> No
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(files, dict):
         for name, text in files.items():
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(text, bytes):
-                target.write_bytes(text)
-            else:
-                target.write_text(text)
+            write_file(folder, name, text)
     else:
         for path in files:
             shutil.copy(path, folder / Path(path).name)

@@ -5,21 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scripts.harness import write_file as write
 from sklearn_byoc.common.errors import HyperparameterError
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.tables.read import looks_like_header, read_folder
 from sklearn_byoc.common.tables.scan import scan_folder
 from sklearn_byoc.common.tables.target import infer_task, resolve_target
-
-
-def write(folder: Path, name: str, text: str | bytes) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text)
-    return path
 
 
 def numbers_csv(rows: int, header: str | None = "x,y,label") -> str:
