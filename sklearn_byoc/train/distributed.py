@@ -189,6 +189,10 @@ def plan(summaries: dict[str, ShareSummary], settings, has_validation: bool) -> 
     kinds = {}
     for name in (c for c in first.kinds if c not in identifiers):
         seen = {s.kinds[name] for s in with_rows.values()}
+        if "date" in seen:
+            raise UserError(f"column {name!r} holds dates, which training on several instances "
+                            "does not take yet: train on one instance (instance_count=1) or "
+                            f"leave it out with ignore_columns={name}")
         kinds[name] = "categorical" if "categorical" in seen else "numeric"
     if settings.task != "auto":
         task = settings.task
@@ -252,7 +256,7 @@ def prepare_share(store: dict, plan_: Plan) -> Prepared:
         X_fit, y_fit = X, y
         val = store.pop("val_table")
         X_val, y_val = data.split_xy(val, plan_.target, "validation")
-        X_val = conform_features(data.align_validation(X_val, X, table.files[0].parent
+        X_val = conform_features(data.align_validation(X_val, plan_.columns, table.files[0].parent
                                                        if table.files else None),
                                  plan_.kinds, val, "validation data")
         if plan_.task == "classification":
