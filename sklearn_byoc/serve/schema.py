@@ -150,16 +150,22 @@ class Schema:
             array[i] = cell
         try:
             values, refused, _ = dates.date_column(array)
-        except TypeError:  # unhashable cells (a JSON list or object): each one below
-            values, refused = None, np.ones(len(cells), dtype=bool)
+        except TypeError:  # unhashable cells (a JSON list or object): one by one
+            values = np.empty(len(cells), dtype=dates.UNIT)
+            for i, cell in enumerate(cells):
+                values[i] = self._date(name, cell, first_row + i)
+            return values
         for first in np.flatnonzero(refused)[:1]:
-            try:
-                dates.parse_date(cells[first])
-            except cell_rules.CellError as exc:
-                row = first_row + int(first)
-                raise RequestError(f"row {row}, feature {name!r}: {exc}", kind="not a date",
-                                   row=row, feature=name) from None
+            self._date(name, cells[first], first_row + int(first))
         return values
+
+    @staticmethod
+    def _date(name: str, cell, row: int) -> np.datetime64:
+        try:
+            return dates.parse_date(cell)[0]
+        except cell_rules.CellError as exc:
+            raise RequestError(f"row {row}, feature {name!r}: {exc}", kind="not a date",
+                               row=row, feature=name) from None
 
     def column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
         """A feature's cells typed: numbers, category text, or a date feature's instants
