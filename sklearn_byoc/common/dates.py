@@ -11,7 +11,8 @@ The model never sees the dates themselves: every stage (``train`` and
 column into the part columns of :data:`PARTS` with :func:`expand`, so the fitted
 pipeline takes only numbers and ``model.joblib`` needs no code of this package.
 A part column is named ``<column>__<part>``; ``hour`` is made only for a
-column that holds times.  A missing cell is NaN in every part.
+column that holds times (some instant after midnight, :func:`has_times`), in
+files of either kind.  A missing cell is NaN in every part.
 
 Values are held as ``datetime64[us]``: microseconds reach from year 1 to 9999
 (nanoseconds, pandas' default, stop at 2262 and would fail on a ``9999-12-31``
@@ -74,21 +75,21 @@ def _microseconds(fraction: str | None) -> int:
     return int((fraction or "0")[:6].ljust(6, "0"))
 
 
-def parse_date(cell: Any) -> tuple[np.datetime64, bool]:
-    """(the instant a cell holds, whether it holds a time); NaT for a missing cell.
+def parse_date(cell: Any) -> np.datetime64:
+    """The instant a cell holds (``datetime64[us]``); NaT for a missing cell.
 
     Raises :class:`cells.CellError` for anything but an ISO-8601 date or date-time
     (or a Python date or datetime, as a user's ``input_fn`` may give)."""
     if cells.is_missing(cell):
-        return NAT, False
+        return NAT
     if isinstance(cell, np.datetime64):
-        return cell.astype(UNIT), True
+        return cell.astype(UNIT)
     if isinstance(cell, dt.datetime):  # pandas' Timestamp is one
         if cell.tzinfo is not None:
             cell = cell.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return np.datetime64(cell.replace(tzinfo=None), "us"), True
+        return np.datetime64(cell.replace(tzinfo=None), "us")
     if isinstance(cell, dt.date):
-        return np.datetime64(cell, "us"), False
+        return np.datetime64(cell, "us")
     if not isinstance(cell, str):
         raise cells.CellError(f"expected {EXPECTED}, got {cells._short(cell)}")
     match = _ISO.fullmatch(cell.strip())
@@ -106,7 +107,7 @@ def parse_date(cell: Any) -> tuple[np.datetime64, bool]:
     except (ValueError, OverflowError):
         raise cells.CellError(f"{cells._short(cell)} is no real date or time (the month, "
                               "day or hour is out of range)") from None
-    return np.datetime64(value, "us"), hour is not None
+    return np.datetime64(value, "us")
 
 
 def is_date_text(text: str) -> bool:
@@ -114,21 +115,19 @@ def is_date_text(text: str) -> bool:
     return _ISO.fullmatch(text.strip()) is not None
 
 
-def date_column(values) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(``datetime64[us]`` array, mask of cells that hold no date, whether any holds a time)
-    for a column of cells; each distinct cell is parsed once."""
+def date_column(values) -> tuple[np.ndarray, np.ndarray]:
+    """(``datetime64[us]`` array, mask of cells that hold no date) for a column of cells;
+    each distinct cell is parsed once."""
     codes, uniques = cells._distinct(values)
     parsed = np.empty(len(uniques) + 1, dtype=UNIT)
     refused = np.zeros(len(uniques) + 1, dtype=bool)
-    times = False
     for i, cell in enumerate(uniques):
         try:
-            parsed[i], timed = parse_date(cell)
-            times = times or timed
+            parsed[i] = parse_date(cell)
         except cells.CellError:
             parsed[i], refused[i] = NAT, True
     parsed[-1] = NAT  # code -1: missing
-    return parsed[codes], refused[codes], times
+    return parsed[codes], refused[codes]
 
 
 def typed_dates(values) -> np.ndarray:

@@ -149,7 +149,7 @@ class Schema:
         for i, cell in enumerate(cells):
             array[i] = cell
         try:
-            values, refused, _ = dates.date_column(array)
+            values, refused = dates.date_column(array)
         except TypeError:  # unhashable cells (a JSON list or object): one by one
             values = np.empty(len(cells), dtype=dates.UNIT)
             for i, cell in enumerate(cells):
@@ -162,7 +162,7 @@ class Schema:
     @staticmethod
     def _date(name: str, cell, row: int) -> np.datetime64:
         try:
-            return dates.parse_date(cell)[0]
+            return dates.parse_date(cell)
         except cell_rules.CellError as exc:
             raise RequestError(f"row {row}, feature {name!r}: {exc}", kind="not a date",
                                row=row, feature=name) from None

@@ -118,3 +118,29 @@ def test_model_joblib_loads_with_scikit_learn_alone(trained, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     expected = joblib.load(base / "model" / "model.joblib").predict(frame).tolist()
     assert json.loads(result.stdout) == expected
+
+
+def test_evaluate_reads_the_dates_of_a_csv_test_split_as_training_did(trained, tmp_path):
+    from sklearn_byoc.common.contract import Paths
+    from sklearn_byoc.processing import evaluate as ev, report as layout
+
+    base, _ = trained
+    frame = pd.concat([pd.read_parquet(p, engine="fastparquet")
+                       for p in sorted(SPARK.glob("part-*"))], ignore_index=True)
+    # As text: the dates as ISO days, the timestamps with a UTC offset of +01:00.
+    rows = [[s.strftime("%Y-%m-%d"),
+             "" if pd.isna(t) else (t + pd.Timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+01:00"),
+             p, str(v)] for s, t, p, v in zip(frame["signup"], frame["last_seen"], frame["plan"],
+                                             frame["spend"])]
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    split = pd.DataFrame(rows, columns=FEATURES)
+    split.insert(0, "churned", frame["churned"])
+    split.to_csv(test_dir / "test.csv", index=False)
+    out = tmp_path / "evaluation"
+    ev.evaluate(["--model-dir", str(base / "model"), "--test-dir", str(test_dir),
+                 "--output-dir", str(out), "--bootstrap", "0"], Paths(tmp_path))
+    report = json.loads((out / ev.REPORT_FILE).read_text())
+    predicted = joblib.load(base / "model" / "model.joblib").predict(part_frame(rows))
+    expected = float((predicted == frame["churned"].to_numpy()).mean())
+    assert report[layout.BINARY]["accuracy"]["value"] == pytest.approx(expected)

@@ -34,7 +34,7 @@ def days_since_epoch(when: dt.datetime) -> float:
 
 
 def parts_of(text: str, parts=ALL_PARTS) -> dict[str, float]:
-    value, _ = dates.parse_date(text)
+    value = dates.parse_date(text)
     return {k.split("__")[1]: v[0] for k, v in dates.expand("d", np.array([value]),
                                                              parts).items()}
 
@@ -73,9 +73,9 @@ def test_a_cell_that_is_no_iso_date_is_refused_saying_what_was_expected(text):
 
 
 def test_missing_cells_are_nan_in_every_part():
-    values, refused, times = dates.date_column(np.array(["2024-03-01", None, "", "NA", "?"],
-                                                        dtype=object))
-    assert not refused.any() and times is False
+    values, refused = dates.date_column(np.array(["2024-03-01", None, "", "NA", "?"],
+                                                 dtype=object))
+    assert not refused.any()
     for part in dates.expand("d", values, ALL_PARTS).values():
         assert not math.isnan(part[0]) and np.isnan(part[1:]).all()
 
@@ -94,11 +94,15 @@ def write_csv(folder: Path, text: str) -> Path:
     return folder
 
 
-def test_a_csv_column_of_iso_dates_is_a_date_feature_with_times_only_where_written(tmp_path):
-    folder = write_csv(tmp_path, "day,stamp,note,y\n2024-03-01,2024-03-01 12:30:00+02:00,a,1\n"
-                                 "2024-03-02,,b,0\n,2024-03-03T08:00:00Z,c,1\n")
+def test_a_csv_column_of_iso_dates_is_a_date_feature_with_hours_only_where_times_are(tmp_path):
+    # "midnight" writes a time, but every one is midnight: as a date column, no hour.
+    folder = write_csv(tmp_path, "day,stamp,note,midnight,y\n"
+                                 "2024-03-01,2024-03-01 12:30:00+02:00,a,2024-03-01T00:00:00,1\n"
+                                 "2024-03-02,,b,2024-03-02 00:00,0\n"
+                                 ",2024-03-03T08:00:00Z,c,,1\n")
     table = read_folder(folder)
-    assert table.dates == {"day": False, "stamp": True}
+    assert table.dates == {"day": False, "stamp": True, "midnight": False}
+    table.frame = table.frame.drop(columns=["midnight"])
     kinds = data.feature_kinds(table.frame.drop(columns=["y"]))
     assert kinds == {"day": "date", "stamp": "date", "note": "categorical"}
     X = conform_features(table.frame.drop(columns=["y"]), kinds, table, "training data",
@@ -208,3 +212,21 @@ def test_serve_refuses_a_cell_that_is_no_date_naming_row_and_feature(cell):
                                 {"amount": 1, "when": cell, "plan": "a"}])
     assert str(info.value).startswith("row 2, feature 'when': ")
     assert info.value.row == 2 and info.value.feature == "when"
+
+
+def test_a_large_csv_body_gives_the_parts_row_by_row_parsing_gives():
+    from sklearn_byoc.serve.formats import csv_input
+    from sklearn_byoc.serve.media import CSV, MediaType
+
+    schema = Schema(date_metadata())
+    rows = [[str(i), f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:15:00+01:00"
+             if i % 9 else "", "gold" if i % 2 else "basic"] for i in range(4000)]
+    body = "\n".join(",".join(r) for r in rows).encode()
+    assert len(body) > csv_input.SMALL_CSV_BYTES
+    large = csv_input.CsvReader(schema, MediaType(CSV)).read(body)
+    by_rows = schema.from_positional_rows(rows)
+    pd.testing.assert_frame_equal(large.frame(), by_rows.frame(), check_dtype=False)
+    assert large.columns["when__hour"][1] == 0  # 01:15 at UTC+1
+    with pytest.raises(RequestError, match="row 3001, feature 'when': expected an ISO-8601"):
+        csv_input.CsvReader(schema, MediaType(CSV)).read(body.replace(
+            b"\n3000,2024-01-05T00:15:00+01:00,", b"\n3000,5 Jan,"))

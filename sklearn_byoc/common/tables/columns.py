@@ -87,11 +87,11 @@ def _typed_as_dates(table: Table, name, values, distinct, n_present: int) -> boo
                   and c.strip() not in cells.MISSING_MARKERS), None)
     if first is None or not dates.is_date_text(first):
         return False  # only a column whose first present cell looks like a date is parsed
-    parsed, refused, times = dates.date_column(distinct)
+    parsed, refused = dates.date_column(distinct)
     n_refused = int(refused.sum())
     if n_refused == 0:
         table.frame[name] = parsed
-        table.dates[str(name)] = times
+        table.dates[str(name)] = dates.has_times(parsed)
         return True
     if n_present - n_refused >= 0.9 * n_present:
         bad = np.flatnonzero(refused)
@@ -181,7 +181,7 @@ def _date_values(column: pd.Series, name: str, X: pd.DataFrame, table: Table,
     if pd.api.types.is_datetime64_any_dtype(column):
         return dates.typed_dates(column)
     values = column.to_numpy(dtype=object)
-    parsed, refused, _ = dates.date_column(values)
+    parsed, refused = dates.date_column(values)
     if refused.any():
         first = int(np.flatnonzero(refused)[0])
         raise UserError(
