@@ -230,3 +230,17 @@ def test_a_large_csv_body_gives_the_parts_row_by_row_parsing_gives():
     with pytest.raises(RequestError, match="row 3001, feature 'when': expected an ISO-8601"):
         csv_input.CsvReader(schema, MediaType(CSV)).read(body.replace(
             b"\n3000,2024-01-05T00:15:00+01:00,", b"\n3000,5 Jan,"))
+
+
+def test_a_cell_that_is_no_date_in_a_date_feature_of_test_data_names_it(tmp_path):
+    # The model's date feature, read from a test split where the column is text.
+    table = read_folder(write_csv(tmp_path, "when,y\n" + "".join(
+        f"{'next week' if d == 3 else f'2024-03-{d:02d}'},1\n" for d in range(1, 4))))
+    assert table.dates == {}  # a third of the cells are no date: text
+    with pytest.raises(UserError) as info:
+        conform_features(table.frame[["when"]], {"when": "date"}, table, "test data",
+                         {"when": dates.parts_for(False)})
+    assert str(info.value) == (
+        "feature 'when' is a date in the model but the test data holds 'next week' (first at "
+        f"line 4 of {tmp_path / 'train.csv'}); write it as an ISO-8601 date (2024-03-01 or "
+        "2024-03-01T12:30:00) or leave the cell empty")

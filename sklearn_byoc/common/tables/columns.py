@@ -151,13 +151,8 @@ def conform_features(X: pd.DataFrame, kinds: dict[str, str], table: Table,
                 continue
             values = column.to_numpy(dtype=object)
             numbers, refused = cells.number_column(values)
-            if refused.any():
-                first = int(np.flatnonzero(refused)[0])
-                raise UserError(
-                    f"feature {name!r} is numeric in the model but the {what} holds "
-                    f"{_short(values[first])} (first at {_where_in(X, first, table)}); fix "
-                    "the value or leave the cell empty"
-                )
+            _refuse_first(refused, values, X, table, f"feature {name!r} is numeric in the "
+                          f"model but the {what}", "fix the value or leave the cell empty")
             X[name] = numbers
         elif column.dtype != object \
                 or pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
@@ -182,14 +177,19 @@ def _date_values(column: pd.Series, name: str, X: pd.DataFrame, table: Table,
         return dates.typed_dates(column)
     values = column.to_numpy(dtype=object)
     parsed, refused = dates.date_column(values)
+    _refuse_first(refused, values, X, table, f"feature {name!r} is a date in the model but "
+                  f"the {what}", "write it as an ISO-8601 date (2024-03-01 or "
+                  "2024-03-01T12:30:00) or leave the cell empty")
+    return parsed
+
+
+def _refuse_first(refused: np.ndarray, values, X: pd.DataFrame, table: Table, said: str,
+                  fix: str) -> None:
+    """Fails naming the first refused cell of a feature, and where it is."""
     if refused.any():
         first = int(np.flatnonzero(refused)[0])
-        raise UserError(
-            f"feature {name!r} is a date in the model but the {what} holds "
-            f"{_short(values[first])} (first at {_where_in(X, first, table)}); write it as "
-            "an ISO-8601 date (2024-03-01 or 2024-03-01T12:30:00) or leave the cell empty"
-        )
-    return parsed
+        raise UserError(f"{said} holds {_short(values[first])} (first at "
+                        f"{_where_in(X, first, table)}); {fix}")
 
 
 def _short(value, limit: int = 60) -> str:
