@@ -91,10 +91,10 @@ def parse_date(cell: Any) -> np.datetime64:
     if isinstance(cell, dt.date):
         return np.datetime64(cell, "us")
     if not isinstance(cell, str):
-        raise cells.CellError(f"expected {EXPECTED}, got {cells._short(cell)}")
+        raise cells.CellError(f"expected {EXPECTED}, got {cells.short(cell)}")
     match = _ISO.fullmatch(cell.strip())
     if match is None:
-        raise cells.CellError(f"expected {EXPECTED}, got {cells._short(cell)}")
+        raise cells.CellError(f"expected {EXPECTED}, got {cells.short(cell)}")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     try:
         value = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
@@ -105,7 +105,7 @@ def parse_date(cell: Any) -> np.datetime64:
             shift = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
             value -= sign * shift
     except (ValueError, OverflowError):
-        raise cells.CellError(f"{cells._short(cell)} is no real date or time (the month, "
+        raise cells.CellError(f"{cells.short(cell)} is no real date or time (the month, "
                               "day or hour is out of range)") from None
     return np.datetime64(value, "us")
 
@@ -118,7 +118,7 @@ def is_date_text(text: str) -> bool:
 def date_column(values) -> tuple[np.ndarray, np.ndarray]:
     """(``datetime64[us]`` array, mask of cells that hold no date) for a column of cells;
     each distinct cell is parsed once."""
-    codes, uniques = cells._distinct(values)
+    codes, uniques = cells.distinct(values)
     parsed = np.empty(len(uniques) + 1, dtype=UNIT)
     refused = np.zeros(len(uniques) + 1, dtype=bool)
     for i, cell in enumerate(uniques):

@@ -219,6 +219,15 @@ def test_hosts_that_disagree_on_the_columns_fail_naming_the_host(tmp_path):
         run(tmp_path, frames, {"model": "random_forest", "target": "label"})
 
 
+def test_a_date_column_fails_naming_it_and_the_setting_that_leaves_it_out(tmp_path):
+    frame = make_rows(300).drop(columns=["amount"])
+    frame["seen"] = pd.Timestamp("2024-03-01") + pd.to_timedelta(np.arange(300), unit="h")
+    frames = dict(zip(HOSTS, split_rows(frame, 3)))
+    with pytest.raises(UserError, match="column 'seen' holds dates, which training on several "
+                       "instances does not take yet.*ignore_columns=seen"):
+        run(tmp_path, frames, {"model": "random_forest", "target": "label"})
+
+
 def test_no_rows_on_any_host_fails_in_one_line(tmp_path):
     empty = make_rows(10).iloc[:0]
     with pytest.raises(UserError, match="no host read any training rows"):
