@@ -122,11 +122,11 @@ def test_model_joblib_loads_with_scikit_learn_alone(trained, tmp_path):
 
 def test_evaluate_reads_the_dates_of_a_csv_test_split_as_training_did(trained, tmp_path):
     from sklearn_byoc.common.contract import Paths
+    from sklearn_byoc.common.tables.read import read_folder
     from sklearn_byoc.processing import evaluate as ev, report as layout
 
     base, _ = trained
-    frame = pd.concat([pd.read_parquet(p, engine="fastparquet")
-                       for p in sorted(SPARK.glob("part-*"))], ignore_index=True)
+    frame = read_folder(SPARK).frame
     # As text: the dates as ISO days, the timestamps with a UTC offset of +01:00.
     rows = [[s.strftime("%Y-%m-%d"),
              "" if pd.isna(t) else (t + pd.Timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+01:00"),
