@@ -50,7 +50,7 @@ LINE_MODULES = ("unit/test_compat.py", "unit/test_fast_trees.py", "unit/test_fas
                 "unit/test_distributed.py", "unit/test_identifiers.py", "unit/test_invocation.py",
                 "contract/test_old_sklearn_lines.py",
                 "contract/test_readme_recipe.py", "contract/test_train_stage.py",
-                "contract/test_serve_stage.py")
+                "contract/test_serve_stage.py", "contract/test_date_features.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -99,7 +99,7 @@ def parse_number(cell: Any) -> float:
             pass
     elif is_missing(cell):
         return MISSING
-    raise CellError(f"expected a number, got {_short(cell)}")
+    raise CellError(f"expected a number, got {short(cell)}")
 
 
 def is_number(text: str) -> bool:
@@ -128,7 +128,7 @@ def category_text(cell: Any) -> str | float:
         return str(cell)
     if is_missing(cell):
         return MISSING
-    raise CellError(f"expected a text or number value, got {_short(cell)}")
+    raise CellError(f"expected a text or number value, got {short(cell)}")
 
 
 def label_value(value: Any) -> Any:
@@ -139,7 +139,8 @@ def label_value(value: Any) -> Any:
     return value
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short(value: Any, limit: int = 60) -> str:
+    """A cell for a message, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
 
@@ -154,11 +155,12 @@ class Factorized:
 
 
 def factorize(values) -> Factorized:
-    return Factorized(*_distinct(values))
+    return Factorized(*distinct(values))
 
 
-def _distinct(values):
-    """(codes, distinct values) of a column; code -1 marks a missing cell."""
+def distinct(values):
+    """(codes, distinct values) of a column (or of a :class:`Factorized` one); code -1 marks
+    a missing cell."""
     import numpy as np
     import pandas as pd
 
@@ -176,7 +178,7 @@ def number_column(values):
     """
     import numpy as np
 
-    codes, uniques = _distinct(values)
+    codes, uniques = distinct(values)
     parsed = np.empty(len(uniques) + 1, dtype=np.float64)
     refused = np.zeros(len(uniques) + 1, dtype=bool)
     for i, cell in enumerate(uniques):
@@ -192,7 +194,7 @@ def _each_distinct(values, rule):
     """An object array of ``rule`` applied once per distinct cell (missing stays missing)."""
     import numpy as np
 
-    codes, uniques = _distinct(values)
+    codes, uniques = distinct(values)
     out = np.empty(len(uniques) + 1, dtype=object)
     for i, cell in enumerate(uniques):
         out[i] = rule(cell)
@@ -207,7 +209,7 @@ def category_column(values):
 
 def missing_mask(values):
     """Boolean mask of the missing cells of a column."""
-    codes, uniques = _distinct(values)
+    codes, uniques = distinct(values)
     import numpy as np
 
     flags = np.array([is_missing(c) for c in uniques] + [True], dtype=bool)

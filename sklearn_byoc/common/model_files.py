@@ -4,7 +4,8 @@
 
 - ``model.joblib`` — the fitted scikit-learn pipeline, preprocessing included,
   so it takes raw feature rows;
-- ``metadata.json`` — feature names, order and kinds, the target, the task,
+- ``metadata.json`` — feature names, order and kinds (a date feature with its
+  parts, the columns the pipeline takes in its place), the target, the task,
   the classes, the metrics and the library versions it was trained with, and
   every column of the training data with its role (``columns``: feature,
   target or ignored, in file order; ``ignored_columns``: the names left out
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from sklearn_byoc.common import compat
+from sklearn_byoc.common import compat, dates
 from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.pickle_versions import WrittenBy
 
@@ -53,10 +54,22 @@ class ModelLoadError(UserError):
 @dataclass
 class Feature:
     name: str
-    kind: str  # "numeric" or "categorical"
+    kind: str  # "numeric", "categorical" or "date"
+    # A date feature's parts (common/dates.py), the model's columns <name>__<part> in order.
+    parts: list[str] | None = None
 
     def to_json(self) -> dict:
-        return {"name": self.name, "kind": self.kind}
+        if self.kind != "date":
+            return {"name": self.name, "kind": self.kind}
+        return {"name": self.name, "kind": self.kind, "parts": list(self.parts or []),
+                "times": dates.TIME_PART in (self.parts or []),
+                "columns": [dates.part_column(self.name, p) for p in self.parts or []]}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "Feature":
+        kind = str(raw["kind"])
+        parts = dates.check_parts([str(p) for p in raw["parts"]]) if kind == "date" else None
+        return cls(str(raw["name"]), kind, parts)
 
 
 @dataclass
@@ -96,6 +109,20 @@ class ModelMetadata:
         return [f.name for f in self.features]
 
     @property
+    def kinds(self) -> dict[str, str]:
+        return {f.name: f.kind for f in self.features}
+
+    @property
+    def date_parts(self) -> dict[str, list[str]]:
+        """Each date feature's parts."""
+        return {f.name: list(f.parts or []) for f in self.features if f.kind == "date"}
+
+    @property
+    def model_columns(self) -> list[str]:
+        """The columns the fitted pipeline takes, in order: each date feature as its parts."""
+        return list(dates.column_kinds(self.kinds, self.date_parts))
+
+    @property
     def is_classifier(self) -> bool:
         return self.task == "classification"
 
@@ -124,7 +151,7 @@ class ModelMetadata:
             return cls(
                 target=str(raw["target"]),
                 task=str(raw["task"]),
-                features=[Feature(str(f["name"]), str(f["kind"])) for f in raw["features"]],
+                features=[Feature.from_json(f) for f in raw["features"]],
                 classes=raw.get("classes"),
                 model=raw.get("model", ""),
                 estimator=raw.get("estimator", ""),

@@ -62,7 +62,9 @@ def _plain(column: pd.Series) -> tuple[pd.Series | None, str | None]:
             return pd.Series(column.to_numpy(dtype=np.float64, na_value=np.nan),
                              index=column.index), None
         return column, None
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return column, None  # a date feature (common/dates.py), typed by tables.columns
+    if pd.api.types.is_timedelta64_dtype(dtype):
         return None, f"{dtype} values"
     if dtype == object or pd.api.types.is_string_dtype(dtype):
         present = column[column.notna()]
@@ -81,6 +83,68 @@ def _plain(column: pd.Series) -> tuple[pd.Series | None, str | None]:
         names = sorted(k.__name__ for k in kinds)
         return None, f"{', '.join(names)} values (a nested or binary Parquet type)"
     return None, f"{dtype} values"
+
+
+# Parquet's physical types (fastparquet's thrift numbers) by their Arrow-like names.
+_PHYSICAL = {0: "bool", 1: "int32", 2: "int64", 3: "timestamp[ns] (INT96)", 4: "float",
+             5: "double", 6: "binary", 7: "fixed_size_binary"}
+_CONVERTED = {0: "string", 6: "date32", 9: "timestamp[ms]", 10: "timestamp[us]",
+              15: "int8", 16: "int16", 17: "int32", 18: "int64", 11: "uint8", 12: "uint16",
+              13: "uint32", 14: "uint64", 19: "json", 20: "bson", 4: "enum"}
+
+
+def _type_name(element) -> str:
+    """The Arrow-like name of a Parquet schema element's type (``list<int64>``,
+    ``struct<a: string>``, ``timestamp[us, tz=UTC]``), as far as the footer tells it."""
+    children = list(getattr(element, "children", {}).values())
+    logical = element.logicalType
+    if children:
+        if (logical is not None and logical.LIST is not None) or element.converted_type == 3:
+            inner = children[0]
+            inner_children = list(getattr(inner, "children", {}).values())
+            item = inner_children[0] if len(inner_children) == 1 else inner
+            return f"list<{_type_name(item)}>"
+        if (logical is not None and logical.MAP is not None) or element.converted_type in (1, 2):
+            pair = list(getattr(children[0], "children", {}).values())
+            if len(pair) == 2:
+                return f"map<{_type_name(pair[0])}, {_type_name(pair[1])}>"
+            return "map"
+        return "struct<" + ", ".join(f"{c.name}: {_type_name(c)}" for c in children) + ">"
+    if logical is not None:
+        if logical.TIMESTAMP is not None:
+            unit = logical.TIMESTAMP.unit
+            unit = "ms" if unit.MILLIS is not None else "us" if unit.MICROS is not None else "ns"
+            zone = ", tz=UTC" if logical.TIMESTAMP.isAdjustedToUTC else ""
+            return f"timestamp[{unit}{zone}]"
+        if logical.DECIMAL is not None or element.converted_type == 5:
+            return f"decimal({element.precision}, {element.scale})"
+        if logical.TIME is not None:
+            return "time"
+    if element.converted_type == 5:
+        return f"decimal({element.precision}, {element.scale})"
+    if element.converted_type in _CONVERTED:
+        return _CONVERTED[element.converted_type]
+    name = _PHYSICAL.get(element.type, "unknown")
+    if element.type == 7:
+        name += f"[{element.type_length}]"
+    return name
+
+
+def column_types(schema) -> dict[str, str]:
+    """Each top-level column of a Parquet file's schema (fastparquet's ``SchemaHelper``) ->
+    its Arrow-like type name."""
+    return {name: _type_name(element) for name, element in schema.root.children.items()}
+
+
+def _dates_from_ints(column: pd.Series) -> pd.Series:
+    present = column.dropna()
+    if len(present) and not isinstance(present.iloc[0], (int, np.integer)):
+        return pd.Series(pd.to_datetime(column), index=column.index)  # datetime.date values
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    stamps = np.full(len(values), np.datetime64("NaT", "ns"))
+    present = ~np.isnan(values)
+    stamps[present] = values[present].astype(np.int64).astype("datetime64[ns]")
+    return pd.Series(stamps, index=column.index)
 
 
 def row_group_rows(path: Path) -> list[int]:
@@ -104,6 +168,7 @@ def read_file(path: Path, row_groups: slice | None = None) -> tuple[pd.DataFrame
             if row_groups is not None:
                 parquet = parquet[row_groups]
             frame = _read_columns(parquet)
+            types = column_types(parquet.schema)
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to decode is the file's
@@ -117,9 +182,15 @@ def read_file(path: Path, row_groups: slice | None = None) -> tuple[pd.DataFrame
     unsupported: dict[str, str] = {}
     for name in names:
         column = frame[name]
-        plain, kind = _plain(column)
+        kind = types.get(name, "")
+        if kind == "date32" and column.dtype == object:
+            # fastparquet reads a DATE column that pandas' metadata calls "date" as an
+            # object column of nanoseconds since 1970-01-01.
+            column = _dates_from_ints(column)
+            frame[name] = column
+        plain, found = _plain(column)
         if plain is None:
-            unsupported[name] = kind
+            unsupported[name] = f"Parquet type {kind}" if kind else found
         elif plain is not column:  # only converted columns are replaced, not copied all
             frame[name] = plain
     return frame, unsupported

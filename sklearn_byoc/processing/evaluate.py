@@ -131,9 +131,8 @@ def read_test_data(options: Options, metadata: ModelMetadata) -> tuple[pd.DataFr
                         f"{options.test_dir} is empty in every row")
     if not keep.all():
         log.warning("dropping %d test row(s) with no target value", int((~keep).sum()))
-    kinds = {f.name: f.kind for f in metadata.features}
     # Typed while the index still holds each row's place in the files, for messages.
-    X = conform_features(X.loc[keep], kinds, table, "test data")
+    X = conform_features(X.loc[keep], metadata.kinds, table, "test data", metadata.date_parts)
     return X.reset_index(drop=True), y.loc[keep].reset_index(drop=True)
 
 

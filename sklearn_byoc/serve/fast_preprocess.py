@@ -207,9 +207,9 @@ def compile_preprocess(pipeline, schema) -> FastPreprocess | None:
             if name == "remainder" or transformer == "drop":
                 continue
             columns = list(columns)
-            if any(c not in schema.kinds for c in columns):
+            if any(c not in schema.model_kinds for c in columns):
                 return None
-            kinds = {schema.kinds[c] for c in columns}
+            kinds = {schema.model_kinds[c] for c in columns}
             if kinds == {"numeric"}:
                 block = _numeric_block(transformer, columns, start)
             elif kinds == {"categorical"}:
@@ -233,8 +233,8 @@ def probe_records(schema, blocks, rows: int = 64, seed: int = 0) -> Records:
     categories = {c.name: c.categories for b in blocks if isinstance(b, CategoricalBlock)
                   for c in b.columns}
     columns = {}
-    for name in schema.names:
-        if schema.kinds[name] == "numeric":
+    for name, kind in schema.model_kinds.items():
+        if kind == "numeric":
             values = rng.normal(0, 1e3, rows)
             values[rng.random(rows) < 0.2] = np.nan
             values[:3] = [0.0, -1e9, 1e9]

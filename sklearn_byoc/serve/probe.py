@@ -22,8 +22,9 @@ def probe(model) -> bool:
     if model.schema is None:
         return False
     categories = known_categories(model.estimator, model.schema.names)
-    row = [categories.get(name, "") if model.schema.kinds[name] == "categorical" else 0.0
-           for name in model.schema.names]
+    plain = {"categorical": "", "date": "1970-01-01"}
+    row = [categories.get(name, "") if kind == "categorical" else plain.get(kind, 0.0)
+           for name, kind in model.schema.kinds.items()]
     model.predict(model.schema.from_positional_rows([row]),
                   probabilities=model.has_probabilities)
     return True

@@ -2,7 +2,10 @@
 
 Decoders hand over cells (strings from CSV, JSON values) by feature; this
 module types them the way the training data was typed — numbers as float64,
-categories as strings — and reports a bad cell by row and column.
+categories as strings, a date feature as its numeric part columns
+(``common/dates.py``) — and reports a bad cell by row and column.  A request
+carries the features as training read them (a date as one column of ISO-8601
+text); :class:`Records` holds the columns the fitted pipeline takes.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sklearn_byoc.common import cells as cell_rules
+from sklearn_byoc.common import dates
 from sklearn_byoc.common.model_files import ModelMetadata
 from sklearn_byoc.serve.errors import RequestError
 
@@ -21,7 +25,8 @@ MISSING_MARKERS = cell_rules.MISSING_MARKERS
 
 @dataclass
 class Records:
-    """Decoded input: one array per feature, all of length ``n``, in feature order."""
+    """Decoded input: one array per column the model takes, all of length ``n``, in the
+    model's order (each date feature as its parts)."""
 
     columns: dict[str, np.ndarray]
     n: int
@@ -29,8 +34,8 @@ class Records:
 
     @classmethod
     def empty(cls, schema: "Schema") -> "Records":
-        return cls({name: np.empty(0, dtype=np.float64 if schema.kinds[name] == "numeric"
-                                   else object) for name in schema.names}, 0)
+        return cls({name: np.empty(0, dtype=np.float64 if kind == "numeric" else object)
+                    for name, kind in schema.model_kinds.items()}, 0)
 
     def frame(self):
         import pandas as pd
@@ -55,7 +60,11 @@ class Records:
 class Schema:
     def __init__(self, metadata: ModelMetadata):
         self.names = metadata.feature_names
-        self.kinds = {f.name: f.kind for f in metadata.features}
+        self.kinds = metadata.kinds
+        # What the fitted pipeline takes: each date feature as its numeric parts.
+        self.date_parts = metadata.date_parts
+        self.model_kinds = dates.column_kinds(self.kinds, self.date_parts)
+        self.model_names = list(self.model_kinds)
         self.position = {name: i for i, name in enumerate(self.names)}
         self.target = metadata.target
         self.ignored = list(metadata.ignored_columns)
@@ -136,10 +145,49 @@ class Schema:
                                kind="not a text or number value", row=row,
                                feature=name) from None
 
+    def date_column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
+        array = np.empty(len(cells), dtype=object)
+        for i, cell in enumerate(cells):
+            array[i] = cell
+        try:
+            values, refused = dates.date_column(array)
+        except TypeError:  # unhashable cells (a JSON list or object): one by one
+            values = np.empty(len(cells), dtype=dates.UNIT)
+            for i, cell in enumerate(cells):
+                values[i] = self._date(name, cell, first_row + i)
+            return values
+        for first in np.flatnonzero(refused)[:1]:
+            self._date(name, cells[first], first_row + int(first))
+        return values
+
+    @staticmethod
+    def _date(name: str, cell, row: int) -> np.datetime64:
+        try:
+            return dates.parse_date(cell)
+        except cell_rules.CellError as exc:
+            raise RequestError(f"row {row}, feature {name!r}: {exc}", kind="not a date",
+                               row=row, feature=name) from None
+
     def column(self, name: str, cells: list, first_row: int = 1) -> np.ndarray:
-        if self.kinds[name] == "numeric":
+        """A feature's cells typed: numbers, category text, or a date feature's instants
+        (``datetime64``, which :meth:`records` turns into its parts)."""
+        kind = self.kinds[name]
+        if kind == "numeric":
             return self.numeric_column(name, cells, first_row)
+        if kind == "date":
+            return self.date_column(name, cells, first_row)
         return self.categorical_column(name, cells, first_row)
+
+    def records(self, columns: dict[str, np.ndarray], n: int) -> Records:
+        """The typed feature columns as the model's columns: a date feature's parts in
+        its place."""
+        out: dict[str, np.ndarray] = {}
+        for name in self.names:
+            if name in self.date_parts:
+                out.update(dates.expand(name, columns[name], self.date_parts[name]))
+            else:
+                out[name] = columns[name]
+        return Records(out, n)
 
     # -- rows -----------------------------------------------------------------
     def from_positional_rows(self, rows: list[list], *, first_row: int = 1) -> Records:
@@ -157,8 +205,7 @@ class Schema:
             columns = {self.names[p]: self.column(self.names[p], [row[j] for row in rows],
                                                   first_row)
                        for j, p in enumerate(positions) if p is not None}
-            columns = {name: columns[name] for name in self.names}
-        return Records(columns, len(rows))
+        return self.records(columns, len(rows))
 
     def from_numeric_array(self, rows: np.ndarray, *, first_row: int = 1) -> Records:
         """A 2-D array of numbers in training feature order (an NPY body)."""
@@ -177,8 +224,8 @@ class Schema:
                         kind="not a finite number", row=first_row + int(bad[0]), feature=name)
                 columns[name] = values
             else:
-                columns[name] = self.categorical_column(name, rows[:, j].tolist(), first_row)
-        return Records(columns, len(rows))
+                columns[name] = self.column(name, rows[:, j].tolist(), first_row)
+        return self.records(columns, len(rows))
 
     def from_named_rows(self, rows: list[dict]) -> Records:
         """Rows as objects keyed by feature name; a missing key is a missing value."""
@@ -195,7 +242,7 @@ class Schema:
                                    row=i + 1)
         columns = {name: self.column(name, [row.get(name) for row in rows])
                    for name in self.names}
-        return Records(columns, len(rows))
+        return self.records(columns, len(rows))
 
     def width_error(self, got: int, row: int) -> RequestError:
         return RequestError(self.width_message(got, row), kind="wrong number of values",

@@ -101,11 +101,21 @@ def choose_channels(paths: Paths, input_config: dict) -> Channels:
 
 
 def feature_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """Each column's kind: numeric, categorical, or date (typed as datetime64 on reading)."""
     return {
-        str(name): ("numeric" if pd.api.types.is_numeric_dtype(frame[name])
+        str(name): ("date" if pd.api.types.is_datetime64_any_dtype(frame[name]) else
+                    "numeric" if pd.api.types.is_numeric_dtype(frame[name])
                     and not pd.api.types.is_bool_dtype(frame[name]) else "categorical")
         for name in frame.columns
     }
+
+
+def date_parts(kinds: dict[str, str], table: Table) -> dict[str, list[str]]:
+    """Each date feature's parts, ``hour`` where the training data holds times."""
+    from sklearn_byoc.common import dates
+
+    return {name: dates.parts_for(table.dates.get(name, True))
+            for name, kind in kinds.items() if kind == "date"}
 
 
 def split_xy(table: Table, target: str, what: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -123,11 +133,12 @@ def split_xy(table: Table, target: str, what: str) -> tuple[pd.DataFrame, pd.Ser
     return X, frame[target]
 
 
-def align_validation(X_val: pd.DataFrame, X_train: pd.DataFrame, source: Path) -> pd.DataFrame:
-    missing = [c for c in X_train.columns if c not in X_val.columns]
+def align_validation(X_val: pd.DataFrame, features: list[str], source: Path) -> pd.DataFrame:
+    """The validation data's feature columns, in the order of the training ``features``."""
+    missing = [c for c in features if c not in X_val.columns]
     if missing:
         raise UserError(
             f"validation data under {source} lacks feature column(s) "
             f"{', '.join(map(str, missing[:20]))} that the training data has"
         )
-    return X_val[list(X_train.columns)]
+    return X_val[list(features)]

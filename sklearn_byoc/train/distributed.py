@@ -11,7 +11,9 @@ What the model needs to know of all the data, and how it is combined:
 
 ============================  =====================================================
 row counts, class counts      exactly (sums)
-column kinds                  exactly: a column categorical on any host is categorical
+column kinds                  exactly: a column categorical on any host is categorical,
+                              one read as dates on any host is a date feature, with an
+                              hour part when any host's values hold times
 levels of categorical columns exactly (union of each host's level set), given to the
                               encoder as its categories
 task (auto)                   exactly, from each host's distinct target values
@@ -40,6 +42,7 @@ from typing import Any, Callable, Iterable, Protocol
 import numpy as np
 import pandas as pd
 
+from sklearn_byoc.common.dates import column_kinds, parts_for
 from sklearn_byoc.common.errors import UserError
 
 log = logging.getLogger("train")
@@ -112,6 +115,7 @@ class ShareSummary:
     target_values: list = field(default_factory=list)
     validation_rows: int = 0
     identifiers: list[str] = field(default_factory=list)  # columns that identify its rows
+    dates: dict[str, bool] = field(default_factory=dict)  # date column -> holds times
 
 
 def read_share(store: dict, settings, has_validation: bool) -> ShareSummary:
@@ -142,7 +146,8 @@ def read_share(store: dict, settings, has_validation: bool) -> ShareSummary:
     summary = ShareSummary(len(X), columns, data.feature_kinds(X), target, table.has_header,
                            list(table.all_columns), list(table.ignored), numeric,
                            list(pd.unique(present)[:21]),
-                           identifiers=identifier_columns(X.drop(columns=keep))[0])
+                           identifiers=identifier_columns(X.drop(columns=keep))[0],
+                           dates=dict(table.dates))
     if has_validation:
         val = read("validation")
         store["val_table"] = val
@@ -161,6 +166,12 @@ class Plan:
     ignored: list[str]  # ignore_columns, and columns that identify rows on every host
     holdout_fraction: float | None  # None: the validation channel is the hold-out
     seed: int
+    parts: dict[str, list[str]] = field(default_factory=dict)  # date feature -> its parts
+
+    @property
+    def model_kinds(self) -> dict[str, str]:
+        """The pipeline's columns and their kinds: each date feature as its parts."""
+        return column_kinds(self.kinds, self.parts)
 
 
 def plan(summaries: dict[str, ShareSummary], settings, has_validation: bool) -> Plan:
@@ -186,9 +197,14 @@ def plan(summaries: dict[str, ShareSummary], settings, has_validation: bool) -> 
     for name in identifiers:
         log.warning("leaving out column %r: it identifies rows, which teaches a model nothing "
                     "about new rows; keep_columns=%s keeps it", name, name)
-    kinds = {}
+    kinds, parts = {}, {}
     for name in (c for c in first.kinds if c not in identifiers):
         seen = {s.kinds[name] for s in with_rows.values()}
+        if "date" in seen:
+            # A host whose share of the column is not all dates fails naming its first cell.
+            kinds[name] = "date"
+            parts[name] = parts_for(any(s.dates.get(name, False) for s in with_rows.values()))
+            continue
         kinds[name] = "categorical" if "categorical" in seen else "numeric"
     if settings.task != "auto":
         task = settings.task
@@ -199,7 +215,7 @@ def plan(summaries: dict[str, ShareSummary], settings, has_validation: bool) -> 
         task = infer_task(pd.Series(values[:21]))
     ignored = [c for c in first.all_columns if c in set(first.ignored) | set(identifiers)]
     return Plan(first.target, task, kinds, list(kinds), ignored,
-                None if has_validation else settings.holdout_fraction, settings.seed)
+                None if has_validation else settings.holdout_fraction, settings.seed, parts)
 
 
 def heldout_mask(X: pd.DataFrame, y: pd.Series, kinds: dict[str, str], fraction: float,
@@ -239,26 +255,26 @@ def prepare_share(store: dict, plan_: Plan) -> Prepared:
 
     table, X, y = store.get("table"), store.get("X"), store.get("y")
     if X is None:
-        empty = pd.DataFrame({c: pd.Series(dtype="float64" if plan_.kinds[c] == "numeric"
-                                           else object) for c in plan_.columns})
+        empty = pd.DataFrame({c: pd.Series(dtype="float64" if kind == "numeric" else object)
+                              for c, kind in plan_.model_kinds.items()})
         store.update(X_fit=empty, y_fit=pd.Series(dtype=object), X_val=empty,
                      y_val=pd.Series(dtype=object))
         store.pop("table", None)
         return Prepared(0, _validation_rows(store, plan_))
-    X = conform_features(X[plan_.columns], plan_.kinds, table, "training data")
+    X = conform_features(X[plan_.columns], plan_.kinds, table, "training data", plan_.parts)
     if plan_.task == "classification":
         y = labels(y)
     if plan_.holdout_fraction is None:
         X_fit, y_fit = X, y
         val = store.pop("val_table")
         X_val, y_val = data.split_xy(val, plan_.target, "validation")
-        X_val = conform_features(data.align_validation(X_val, X, table.files[0].parent
+        X_val = conform_features(data.align_validation(X_val, plan_.columns, table.files[0].parent
                                                        if table.files else None),
-                                 plan_.kinds, val, "validation data")
+                                 plan_.kinds, val, "validation data", plan_.parts)
         if plan_.task == "classification":
             y_val = labels(y_val)
     else:
-        held = heldout_mask(X, y, plan_.kinds, plan_.holdout_fraction, plan_.seed)
+        held = heldout_mask(X, y, plan_.model_kinds, plan_.holdout_fraction, plan_.seed)
         X_fit, y_fit, X_val, y_val = X[~held], y[~held], X[held], y[held]
     # The full frame is dropped once the split is made: the host keeps each row once.
     for key in ("table", "X", "y"):

@@ -95,7 +95,7 @@ def train_on_hosts(paths: Paths, settings: Settings, hosts: d.Hosts, has_validat
         check_task(settings.model, plan.task, plan.target, y_sample)
 
     native = uses_native_categories(estimator, settings)
-    pipeline = build_pipeline(estimator, X_sample, plan.kinds,
+    pipeline = build_pipeline(estimator, X_sample, plan.model_kinds,
                               scale=settings.model.scale_numeric, native_categories=native,
                               sparse=settings.model.name == "linear", categories=categories)
     fit_started = time.monotonic()
@@ -140,7 +140,7 @@ def train_on_hosts(paths: Paths, settings: Settings, hosts: d.Hosts, has_validat
     log.info("training rows scored: at most %d per host", TRAIN_SCORE_ROWS)
     metadata = ModelMetadata(
         target=str(plan.target), task=plan.task,
-        features=[Feature(str(c), plan.kinds[c]) for c in plan.columns],
+        features=[Feature(str(c), plan.kinds[c], plan.parts.get(c)) for c in plan.columns],
         classes=[_json_value(c) for c in classes] if classes is not None else None,
         model=settings.model.name,
         estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",

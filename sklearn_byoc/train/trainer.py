@@ -15,6 +15,7 @@ import pandas as pd
 
 from sklearn_byoc.common import cells, compat
 from sklearn_byoc.common.contract import Paths
+from sklearn_byoc.common.dates import column_kinds
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.errors import HyperparameterError, UserError
 from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
@@ -245,7 +246,9 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
     check_task(settings.model, task, target, y)
     estimator, params = build_estimator(settings.model, task, settings)
     kinds = data.feature_kinds(X)
-    X = conform_features(X, kinds, table, "training data")
+    parts = data.date_parts(kinds, table)
+    feature_names = [str(c) for c in X.columns]
+    X = conform_features(X, kinds, table, "training data", parts)
     if task == "classification":
         y = labels(y)
 
@@ -255,8 +258,8 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
         if target not in val_table.frame.columns:
             raise UserError(f"validation data under {val_dir} has no target column {target!r}")
         X_val, y_val = data.split_xy(val_table, target, "validation")
-        X_val = conform_features(data.align_validation(X_val, X, val_dir), kinds, val_table,
-                                 "validation data")
+        X_val = conform_features(data.align_validation(X_val, feature_names, val_dir), kinds,
+                                 val_table, "validation data", parts)
         if task == "classification":
             y_val = labels(y_val)
         X_fit, y_fit = X, y
@@ -266,7 +269,6 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
         X_fit, X_val, y_fit, y_val = small_data.holdout(X, y, task, settings.holdout_fraction,
                                                         settings.seed)
     # From here each row is held once: the frame as read goes.
-    feature_names = [str(c) for c in X.columns]
     table.frame = table.frame.iloc[:0]
     del X, y
 
@@ -284,7 +286,8 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
 
     params.update(small_data.fit_to_size(estimator, X_fit, y_fit, task, settings))
     native = uses_native_categories(estimator, settings)
-    pipeline = build_pipeline(estimator, X_fit, kinds, scale=settings.model.scale_numeric,
+    pipeline = build_pipeline(estimator, X_fit, column_kinds(kinds, parts),
+                              scale=settings.model.scale_numeric,
                               native_categories=native,
                               sparse=settings.model.name == "linear")
     log.info("fitting %s on %d rows x %d features (%s, target %r), parameters %s",
@@ -312,7 +315,7 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
     metadata = ModelMetadata(
         target=str(target),
         task=task,
-        features=[Feature(c, kinds[c]) for c in feature_names],
+        features=[Feature(c, kinds[c], parts.get(c)) for c in feature_names],
         classes=[_json_value(c) for c in classes] if classes is not None else None,
         model=settings.model.name,
         estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",

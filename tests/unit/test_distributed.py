@@ -219,6 +219,23 @@ def test_hosts_that_disagree_on_the_columns_fail_naming_the_host(tmp_path):
         run(tmp_path, frames, {"model": "random_forest", "target": "label"})
 
 
+def test_a_date_column_is_a_date_feature_on_every_host(tmp_path):
+    frame = make_rows(600).drop(columns=["amount"])
+    frame["seen"] = (pd.Timestamp("2024-03-01") + pd.to_timedelta(np.arange(600) * 7, unit="h")
+                     ).strftime("%Y-%m-%dT%H:%M:%S+01:00")
+    frame.loc[::50, "seen"] = ""
+    # One host's share holds only dates at midnight: the hour comes from the others.
+    frame.loc[:199, "seen"] = [f"2024-03-{1 + i % 28:02d}" for i in range(200)]
+    paths, result, _ = run(tmp_path, dict(zip(HOSTS, split_rows(frame, 3))),
+                           {"model": "random_forest", "target": "label", "n_estimators": 6})
+    seen = next(f for f in result.metadata.features if f.name == "seen")
+    assert seen.kind == "date" and "hour" in seen.parts
+    pipeline = joblib.load(paths.model_dir / "model.joblib")
+    assert [c for c in pipeline.feature_names_in_ if c.startswith("seen")] == [
+        f"seen__{p}" for p in ["year", "month", "day", "day_of_week", "day_of_year", "hour",
+                               "days_since_epoch"]]
+
+
 def test_no_rows_on_any_host_fails_in_one_line(tmp_path):
     empty = make_rows(10).iloc[:0]
     with pytest.raises(UserError, match="no host read any training rows"):

@@ -11,6 +11,8 @@ from sklearn_byoc.common.errors import UserError
 from sklearn_byoc.common.tables.read import read_folder
 from sklearn_byoc.common.tables.target import resolve_target
 
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "parquet"
+
 
 def write(path: Path, frame: pd.DataFrame, **options) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,18 +70,47 @@ def test_nullable_columns_become_plain_numpy_values(tmp_path):
     assert read["level"].dtype == object and read["level"].tolist()[0] == "a"
 
 
-def test_a_timestamp_column_fails_naming_it_unless_ignored(tmp_path):
-    frame = churn_like(10)
-    frame["signed_up"] = pd.to_datetime(["2024-01-01"] * 10)
-    write(tmp_path / "part-0.parquet", frame, write_index=False)
+def test_a_column_no_estimator_takes_fails_naming_its_parquet_type_unless_ignored(tmp_path):
+    nested = FIXTURES / "pyarrow-nested.parquet"
+    (tmp_path / "part-0.parquet").write_bytes(nested.read_bytes())
     with pytest.raises(UserError) as info:
         read_folder(tmp_path)
     assert str(info.value).startswith(
-        "column 'signed_up' holds datetime64[us] values in "
-        f"{tmp_path / 'part-0.parquet'}; the trainer takes numbers, text and true/false values")
-    assert "ignore_columns" in str(info.value)
-    table = read_folder(tmp_path, ignore=lambda t: ["signed_up"])
-    assert "signed_up" not in table.frame.columns and table.ignored == ["signed_up"]
+        f"column 'tags' holds Parquet type list<int64> in {tmp_path / 'part-0.parquet'}, "
+        "which no estimator takes")
+    # The option that leaves out every such column, spelled as it is passed.
+    assert "ignore_columns=tags,blob" in str(info.value)
+    assert "1 more such column(s): 'blob'" in str(info.value)
+    table = read_folder(tmp_path, ignore=lambda t: ["tags", "blob"])
+    assert "tags" not in table.frame.columns and table.ignored == ["tags", "blob"]
+    # fastparquet reads a struct's fields as columns of their own.
+    assert table.frame["address.city"].tolist()[0] == "Oslo"
+
+
+def test_parquet_types_are_named_as_arrow_names_them():
+    import fastparquet
+
+    types = parquet.column_types(fastparquet.ParquetFile(
+        str(FIXTURES / "pyarrow-nested.parquet")).schema)
+    assert types == {"key": "int64", "tags": "list<int64>",
+                     "address": "struct<city: string, zip: int64>", "blob": "binary",
+                     "score": "double",
+                     # fastparquet lists a struct's fields as columns too, and reads them so.
+                     "address.city": "string", "address.zip": "int64"}
+    spark = sorted((FIXTURES / "spark-dated").glob("part-*"))[0]
+    types = parquet.column_types(fastparquet.ParquetFile(str(spark)).schema)
+    assert types["signup"] == "date32" and types["last_seen"] == "timestamp[ns] (INT96)"
+    types = parquet.column_types(fastparquet.ParquetFile(
+        str(FIXTURES / "pandas-dated.parquet")).schema)
+    assert types["shipped"] == "timestamp[us, tz=UTC]" and types["noted"] == "timestamp[us]"
+
+
+def test_a_timedelta_column_fails_naming_it(tmp_path):
+    frame = churn_like(10)
+    frame["waited"] = pd.to_timedelta(range(10), unit="s")
+    write(tmp_path / "part-0.parquet", frame, write_index=False)
+    with pytest.raises(UserError, match="column 'waited' holds .*ignore_columns=waited"):
+        read_folder(tmp_path)
 
 
 def test_a_stray_word_in_a_text_column_of_numbers_names_the_row(tmp_path):
@@ -190,7 +221,6 @@ def test_written_splits_read_back_as_they_were(tmp_path):
 # One table of 60 rows (nullable ints, floats with nulls, a pandas Categorical, text with
 # nulls, booleans) written once by pyarrow 26, Polars 2.1 and DuckDB 2.0 with their default
 # settings; none of them is a dependency of the image or of the tests.
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "parquet"
 WRITERS = ("pyarrow-defaults", "polars-defaults", "duckdb-defaults")
 
 

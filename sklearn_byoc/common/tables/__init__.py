@@ -2,7 +2,8 @@
 
 - ``scan``: which files of a folder are data, and their format;
 - ``read``: CSV and Parquet files (or one host's share of them) into one frame;
-- ``columns``: each column typed as numbers, text or true/false (``common/cells.py``);
+- ``columns``: each column typed as numbers, text, true/false (``common/cells.py``) or
+  dates (``common/dates.py``);
 - ``target``: the column to predict, and the task it poses.
 
 This module holds what they share: the :class:`Table` a folder reads as.
@@ -35,6 +36,8 @@ class Table:
     ignored: list[str] = field(default_factory=list)
     # Parquet columns of a type no estimator takes: name -> the type.
     unsupported: dict[str, str] = field(default_factory=dict)
+    # Date features (common/dates.py), typed as datetime64: name -> whether it holds times.
+    dates: dict[str, bool] = field(default_factory=dict)
     # For each of ``files`` read in part (a host's share): where its part starts, as
     # "byte 1048576" or "row group 3"; None for a file read whole.
     parts: list[str | None] = field(default_factory=list)

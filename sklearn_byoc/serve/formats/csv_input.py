@@ -149,7 +149,7 @@ class CsvReader:
             if position is not None:
                 name = schema.names[position]
                 columns[name] = schema.column(name, [row[j] for row in rows], first_row)
-        return Records({name: columns[name] for name in schema.names}, len(rows))
+        return schema.records(columns, len(rows))
 
     # -- pandas' C parser -------------------------------------------------------------------
     def read_large(self, body: bytes, first_row: int = 1, first: bool = True) -> Records | None:
@@ -205,7 +205,9 @@ class CsvReader:
             if position is None:
                 continue
             name = schema.names[position]
-            if schema.kinds[name] == "numeric":
+            if schema.kinds[name] == "date":
+                values = schema.date_column(name, frame[j].astype(object).tolist(), first_row)
+            elif schema.kinds[name] == "numeric":
                 values = frame[j].to_numpy().astype(np.float64, copy=False)
                 if np.isinf(values).any():
                     row = first_row + int(np.flatnonzero(np.isinf(values))[0])
@@ -215,7 +217,7 @@ class CsvReader:
             else:
                 values = _clean_categories(frame[j].array)
             columns[name] = values
-        return Records({name: columns[name] for name in schema.names}, len(frame))
+        return schema.records(columns, len(frame))
 
 
 def _first_record_of_wrong_width(body: bytes, width: int) -> tuple[int, int] | None:
