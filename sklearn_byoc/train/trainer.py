@@ -268,8 +268,9 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
                  settings.holdout_fraction * 100)
         X_fit, X_val, y_fit, y_val = small_data.holdout(X, y, task, settings.holdout_fraction,
                                                         settings.seed)
-    # From here each row is held once: the frame as read goes.
-    table.frame = table.frame.iloc[:0]
+    # From here each row is held once: the frame as read goes (a copy: an empty slice
+    # would be a view holding every column of it).
+    table.frame = table.frame.iloc[:0].copy()
     del X, y
 
     classes = None
@@ -293,9 +294,16 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
     log.info("fitting %s on %d rows x %d features (%s, target %r), parameters %s",
              type(estimator).__name__, len(X_fit), X_fit.shape[1], task, target,
              json.dumps(params, default=str))
+    training_rows = len(X_fit)
+    scored = scored_training_rows(X_fit, y_fit, settings.seed)
     fit_started = time.monotonic()
     try:
-        pipeline.fit(X_fit, y_fit)
+        # The preprocessing's output is all the estimator needs: the rows as read go
+        # before it is fitted (what Pipeline.fit does, without holding both at once).
+        matrix = pipeline[:-1].fit_transform(X_fit, y_fit)
+        del X_fit
+        pipeline.steps[-1][1].fit(matrix, y_fit)
+        del matrix
     except (ValueError, TypeError) as exc:
         if is_invalid_parameter(exc):
             raise UserError(f"invalid hyperparameter: {exc}") from exc
@@ -307,8 +315,7 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
         classes = [cells.label_value(c) for c in pipeline.classes_]
     from_proba = not settings.model.by_path
     metrics = {
-        "train": evaluate(pipeline, *scored_training_rows(X_fit, y_fit, settings.seed), task,
-                          classes, label_from_proba=from_proba),
+        "train": evaluate(pipeline, *scored, task, classes, label_from_proba=from_proba),
         "validation": evaluate(pipeline, X_val, y_val, task, classes,
                                label_from_proba=from_proba),
     }
@@ -322,7 +329,7 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
         params={k: _json_value(v) for k, v in params.items()},
         metrics=metrics,
         versions=library_versions(),
-        training_rows=len(X_fit),
+        training_rows=training_rows,
         header=table.has_header,
         columns=input_columns(table, str(target)),
         ignored_columns=list(table.ignored),
