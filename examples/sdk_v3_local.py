@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "churn.csv"
 TARGET = "churn"
+ROLE = "arn:aws:iam::111122223333:role/Local"  # an ARN is taken as given
 
 
 def train_builtin(image: str, data_dir: Path, workdir: Path,
@@ -80,7 +81,7 @@ def batch_transform(image: str, model_tar: Path, input_dir: Path, output_dir: Pa
     session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"))
     session.config = {"local": {"local_code": True, "container_root": str(workdir)}}
     session.sagemaker_client.create_model(
-        ModelName="byoc-v3-model", ExecutionRoleArn="arn:aws:iam::111122223333:role/Local",
+        ModelName="byoc-v3-model", ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": image, "ModelDataUrl": f"file://{model_tar}",
                           "Environment": {}})
     transformer = Transformer(
@@ -91,6 +92,57 @@ def batch_transform(image: str, model_tar: Path, input_dir: Path, output_dir: Pa
     transformer.transform(f"file://{input_dir}", content_type="text/csv", split_type="Line",
                           wait=True)
     return output_dir
+
+
+def model_folder(model_tar: Path, folder: Path) -> Path:
+    """A ``ModelBuilder`` model folder holding ``model_tar``'s files.
+
+    v3's local serving mounts only ``<model_path>/code`` at /opt/ml/model, so
+    the model's files go there."""
+    code = folder / "code"
+    code.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(model_tar) as tar:
+        tar.extractall(code, filter="data")
+    return folder
+
+
+def deploy_local(image: str, model_dir: Path, sample_input, sample_output,
+                 endpoint_name: str | None = None):
+    """``ModelBuilder`` in local container mode; returns (builder, endpoint).
+
+    The request's type follows ``sample_input`` (a DataFrame sends text/csv, a
+    list application/json, a NumPy array application/x-npy) and the answer's
+    ``sample_output`` (a list or dict: application/json).  Stop it with ``stop_local``.
+    Each deploy needs a fresh endpoint name: v3 keeps a deleted local endpoint's
+    name for the life of the process and hands the old endpoint back for it."""
+    import uuid
+
+    from sagemaker.serve.builder.schema_builder import SchemaBuilder
+    from sagemaker.serve.mode.function_pointers import Mode
+    from sagemaker.serve.model_builder import ModelBuilder
+    from sagemaker.serve.utils.types import ModelServer
+
+    builder = ModelBuilder(
+        image_uri=image, model_path=str(model_dir), model_server=ModelServer.MMS,
+        mode=Mode.LOCAL_CONTAINER, role_arn=ROLE,
+        # Without it, build() asks STS for the account to name a default S3 bucket,
+        # even in local mode.
+        s3_model_data_url=f"file://{Path(model_dir).resolve()}",
+        schema_builder=SchemaBuilder(sample_input, sample_output))
+    builder.build()
+    name = endpoint_name or f"byoc-v3-{uuid.uuid4().hex[:8]}"
+    return builder, builder.deploy(endpoint_name=name)
+
+
+def stop_local(builder, endpoint) -> None:
+    """Deleting a v3 local endpoint leaves the container v3 started through the Docker
+    Engine API running (on port 8080); its local mode object stops it."""
+    from sagemaker.serve.mode.function_pointers import Mode
+
+    try:
+        endpoint.delete()
+    finally:
+        builder.modes[str(Mode.LOCAL_CONTAINER)].destroy_server()
 
 
 def model_files(model_tar: Path) -> list[str]:
