@@ -145,6 +145,57 @@ def stop_local(builder, endpoint) -> None:
         builder.modes[str(Mode.LOCAL_CONTAINER)].destroy_server()
 
 
+def _prepare_job(image: str, raw_dir: Path, output_uri: str, session):
+    """A ``Processor`` running the image's ``processing prepare`` on ``raw_dir``, and the
+    arguments of its ``run``: the train split goes to ``<output_uri>/train``."""
+    from sagemaker.core.processing import Processor
+    from sagemaker.core.shapes import (ProcessingInput, ProcessingOutput, ProcessingS3Input,
+                                       ProcessingS3Output)
+
+    processor = Processor(image_uri=image, role=ROLE, instance_count=1, instance_type="local",
+                          entrypoint=["processing", "prepare"], sagemaker_session=session)
+    # v3 uploads a local input folder to the session's default bucket, even in local
+    # mode; an output may stay local (file://).
+    run = dict(
+        inputs=[ProcessingInput(input_name="raw", s3_input=ProcessingS3Input(
+            s3_uri=str(raw_dir), local_path="/opt/ml/processing/input",
+            s3_data_type="S3Prefix", s3_input_mode="File"))],
+        outputs=[ProcessingOutput(output_name="train", s3_output=ProcessingS3Output(
+            s3_uri=f"{output_uri}/train", local_path="/opt/ml/processing/output/train",
+            s3_upload_mode="EndOfJob"))],
+        arguments=["--target", TARGET], logs=False)
+    return processor, run
+
+
+def prepare_local(image: str, raw_dir: Path, output_dir: Path, session) -> Path:
+    """The image's ``processing prepare`` as a v3 local processing job on a
+    ``LocalSession``; returns the folder of the train split."""
+    processor, run = _prepare_job(image, raw_dir, f"file://{output_dir}", session)
+    processor.run(**run)
+    return output_dir / "train"
+
+
+def prepare_pipeline(image: str, raw_dir: Path, output_uri: str, step_session,
+                     run_session) -> dict:
+    """The same job as the one step of a local pipeline; returns the execution's steps.
+
+    In sagemaker 3.27 a local pipeline takes two sessions: ``step_session``, a
+    ``sagemaker.core.workflow.pipeline_context.LocalPipelineSession``, turns ``run()``
+    into step arguments; ``run_session``, a ``sagemaker.mlops.local.LocalPipelineSession``,
+    holds and runs the pipeline.  ``Pipeline.create()`` and ``start()`` cannot be used
+    locally: they call ``create_pipeline`` / ``start_pipeline_execution`` on the local
+    SageMaker client, which v3 moved onto the mlops session."""
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    processor, run = _prepare_job(image, raw_dir, output_uri, step_session)
+    step = ProcessingStep(name="Prepare", step_args=processor.run(**run))
+    pipeline = Pipeline(name="byoc-v3-prepare", steps=[step], sagemaker_session=run_session)
+    run_session.create_pipeline(pipeline, "the image's processing prepare")
+    execution = run_session.start_pipeline_execution(PipelineName=pipeline.name)
+    return execution.list_steps()
+
+
 def model_files(model_tar: Path) -> list[str]:
     with tarfile.open(model_tar) as tar:
         return sorted(tar.getnames())

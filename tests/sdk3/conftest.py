@@ -137,3 +137,43 @@ def builtin_model(local_mode, train_dir, tmp_path_factory) -> Path:
     """A model.tar.gz from v3's ModelTrainer with the image's built-in trainer."""
     return example.train_builtin(local_mode, train_dir, tmp_path_factory.mktemp("builtin"),
                                  {"model": "random_forest"})
+
+
+BUCKET = "sdk3-local-mode"
+
+
+@pytest.fixture(scope="module")
+def moto_s3(local_mode):
+    """moto's S3 on 127.0.0.1 as every AWS endpoint: v3's local processing uploads its
+    local inputs to the session's default bucket."""
+    pytest.importorskip("moto.server", reason="make test-sdk3 (moto in .venv-sdk3)")
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = closed_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AWS_ENDPOINT_URL", url)
+            boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+            yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def local_session(moto_s3, tmp_path):
+    """``make(cls)``: a session of class ``cls`` on moto's S3, its own container root."""
+    import boto3
+
+    def make(cls):
+        root = tmp_path / f"root-{cls.__module__.split('.')[1]}"
+        root.mkdir(exist_ok=True)  # v3 makes its temporary folders inside
+        session = cls(boto_session=boto3.Session(region_name="us-east-1"),
+                      s3_endpoint_url=moto_s3, default_bucket=BUCKET)
+        session.config = {"local": {"local_code": True, "container_root": str(root)}}
+        return session
+
+    return make
