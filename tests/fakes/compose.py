@@ -118,23 +118,10 @@ def service_plan(name: str, spec: dict, ct) -> dict:
     image = spec.get("image")
     if not image:
         raise ComposeError(f"service {name} names no image")
-    env = spec.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    mounts = []
-    for volume in spec.get("volumes") or []:
-        parts = volume.split(":")
-        options = set(parts[2].split(",")) if len(parts) > 2 else set()
-        if len(parts) < 2:
-            raise ComposeError(f"service {name}: volume {volume!r} is not host:container")
-        source = Path(parts[0])
-        # docker creates a missing bind-mount source as an empty folder; the
-        # SDK relies on it (it never creates <host>/output/data itself).
-        source.mkdir(parents=True, exist_ok=True)
-        mounts.append(ct.Mount(source, parts[1], read_only="ro" in options))
-    # docker mounts parents before children (/opt/ml/output, then
-    # /opt/ml/output/data), whatever order the file lists them in.
-    mounts.sort(key=lambda m: len(Path(m.target).parts))
+    try:
+        mounts = bind_mounts(spec.get("volumes") or [], ct)
+    except ValueError as exc:
+        raise ComposeError(f"service {name}: {exc}") from exc
     command, entrypoint = words(spec.get("command")), words(spec.get("entrypoint"))
     ports = [str(p) for p in spec.get("ports") or []]
     if ports:
@@ -146,7 +133,32 @@ def service_plan(name: str, spec: dict, ct) -> dict:
         except ValueError as exc:
             raise ComposeError(f"service {name}: {exc}") from exc
     return {"name": name, "image": image, "command": command, "entrypoint": entrypoint,
-            "mounts": mounts, "env": {str(k): str(v) for k, v in env.items()}}
+            "mounts": mounts, "env": env_dict(spec.get("environment"))}
+
+
+def env_dict(env) -> dict[str, str]:
+    """An environment given as a mapping or as ``KEY=VALUE`` items, as a dict."""
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in (env or {}).items()}
+
+
+def bind_mounts(volumes: list[str], ct) -> list:
+    """``host:container[:options]`` binds as mounts, parents first; ValueError if malformed."""
+    mounts = []
+    for volume in volumes:
+        parts = volume.split(":")
+        if len(parts) < 2:
+            raise ValueError(f"volume {volume!r} is not host:container")
+        options = set(parts[2].split(",")) if len(parts) > 2 else set()
+        source = Path(parts[0])
+        # docker creates a missing bind-mount source as an empty folder; the
+        # SDK relies on it (it never creates <host>/output/data itself).
+        source.mkdir(parents=True, exist_ok=True)
+        mounts.append(ct.Mount(source, parts[1].rstrip("/") or "/", read_only="ro" in options))
+    # docker mounts parents before children (/opt/ml/output, then
+    # /opt/ml/output/data), whatever order they are listed in.
+    return sorted(mounts, key=lambda m: len(Path(m.target).parts))
 
 
 def publish(command: list[str] | None, container_port: str, host_port: str) -> list[str]:

@@ -88,7 +88,8 @@ class Engine:
     def record(self, ref: str) -> Record:
         with self.lock:
             for record in self.records.values():
-                if ref in (record.id, record.name) or (len(ref) >= 12 and record.id.startswith(ref)):
+                if ref in (record.id, record.name) or (len(ref) >= 12
+                                                       and record.id.startswith(ref)):
                     return record
         raise EngineError(404, f"No such container: {ref}")
 
@@ -130,15 +131,11 @@ class Engine:
                 command = compose.publish(command, container_port, bindings[0].get("HostPort"))
             except ValueError as exc:
                 raise EngineError(400, str(exc)) from exc
-        mounts = []
-        for bind in host.get("Binds") or []:
-            source, target, *options = bind.split(":")
-            Path(source).mkdir(parents=True, exist_ok=True)  # as docker does for a bind
-            mounts.append(self.ct.Mount(Path(source), target.rstrip("/") or "/",
-                                        read_only="ro" in ",".join(options).split(",")))
-        mounts.sort(key=lambda m: len(Path(m.target).parts))  # parents first, as docker
-        env = dict(item.split("=", 1) if "=" in item else (item, "")
-                   for item in body.get("Env") or [])
+        try:
+            mounts = compose.bind_mounts(host.get("Binds") or [], self.ct)
+        except ValueError as exc:
+            raise EngineError(400, str(exc)) from exc
+        env = compose.env_dict(body.get("Env"))
         plan = {"image": image, "command": command, "entrypoint": body.get("Entrypoint"),
                 "mounts": mounts, "env": env}
         cid = uuid.uuid4().hex + uuid.uuid4().hex
@@ -198,12 +195,9 @@ class Engine:
     def kill(self, record: Record, sig: str | None) -> None:
         if record.status != "running":
             raise EngineError(409, f"Container {record.id} is not running")
-        if not sig:
-            number = signal.SIGKILL  # docker kill's default
-        elif sig.isdigit():
-            number = int(sig)
-        else:
-            number = signal.Signals[sig if sig.startswith("SIG") else "SIG" + sig]
+        # SIGKILL is docker kill's default; a signal comes as a number or a name.
+        number = (int(sig or signal.SIGKILL) if not sig or sig.isdigit()
+                  else signal.Signals["SIG" + sig.removeprefix("SIG")])
         if number == signal.SIGKILL:
             record.container.kill()
         else:
@@ -237,27 +231,23 @@ class Engine:
 
 def container_routes(engine: Engine):
     """(method, path pattern, handler(match, query, body) -> (status, answer)) rows."""
-    c = r"/containers/([^/]+)"
+    c, rec, flag = r"/containers/([^/]+)", engine.record, ("1", "true", "True").__contains__
     return [
         ("GET", r"/_ping", lambda m, q, b: (200, "OK")),
         ("GET", r"/version", lambda m, q, b: (200, {
             "Version": "27.0.0-standin", "ApiVersion": API_VERSION, "MinAPIVersion": "1.24",
-            "Os": "linux", "Arch": "amd64", "Components": [
-                {"Name": "Engine", "Version": "stand-in: tests/fakes/docker_engine.py"}]})),
+            "Os": "linux", "Arch": "amd64"})),
         ("POST", r"/images/create", lambda m, q, b: (200, engine.pull(q))),
         ("GET", r"/images/(.+)/json", lambda m, q, b: (200, engine.image(m[1]))),
         ("POST", r"/containers/create", lambda m, q, b: (201, engine.create(q, b))),
-        ("POST", c + r"/start", lambda m, q, b: (204, engine.start(engine.record(m[1])))),
-        ("GET", c + r"/json", lambda m, q, b: (200, engine.inspect(engine.record(m[1])))),
-        ("GET", c + r"/logs", lambda m, q, b: (200, engine.logs(
-            engine.record(m[1]), q.get("follow") in ("1", "true", "True")))),
-        ("POST", c + r"/kill", lambda m, q, b: (204, engine.kill(engine.record(m[1]),
-                                                                 q.get("signal")))),
-        ("POST", c + r"/stop", lambda m, q, b: (204, engine.stop(engine.record(m[1]),
-                                                                 q.get("t")))),
-        ("POST", c + r"/wait", lambda m, q, b: (200, engine.wait(engine.record(m[1])))),
-        ("DELETE", c, lambda m, q, b: (204, engine.remove(
-            engine.record(m[1]), q.get("force") in ("1", "true", "True")))),
+        ("POST", c + r"/start", lambda m, q, b: (204, engine.start(rec(m[1])))),
+        ("GET", c + r"/json", lambda m, q, b: (200, engine.inspect(rec(m[1])))),
+        ("GET", c + r"/logs", lambda m, q, b: (200, engine.logs(rec(m[1]),
+                                                                 flag(q.get("follow"))))),
+        ("POST", c + r"/kill", lambda m, q, b: (204, engine.kill(rec(m[1]), q.get("signal")))),
+        ("POST", c + r"/stop", lambda m, q, b: (204, engine.stop(rec(m[1]), q.get("t")))),
+        ("POST", c + r"/wait", lambda m, q, b: (200, engine.wait(rec(m[1])))),
+        ("DELETE", c, lambda m, q, b: (204, engine.remove(rec(m[1]), flag(q.get("force"))))),
     ]
 
 
@@ -312,7 +302,7 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(501, {"message": f"stand-in docker engine: {self.command} {path} is not a "
                                      "call SageMaker's local serving makes; it is not supported"})
 
-    do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = do_PATCH = dispatch
+    do_GET = do_POST = do_DELETE = do_PUT = dispatch
 
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -336,27 +326,22 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.socket_path.unlink(missing_ok=True)
 
 
-def start(socket_path: Path) -> Server:
-    """A server on ``socket_path`` answering in a background thread; ``close()`` it."""
-    ct, tool = compose.container_tool()
-    if tool is None:
-        raise SystemExit("stand-in docker engine: no container tool: " + ct.INSTALL_HINT)
-    server = Server(socket_path, Engine(tool, ct))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python tests/fakes/docker_engine.py SOCKET_PATH", file=sys.stderr)
         return 2
-    server = start(Path(argv[0]))
+    ct, tool = compose.container_tool()
+    if tool is None:
+        print("stand-in docker engine: no container tool: " + ct.INSTALL_HINT, file=sys.stderr)
+        return 1
+    server = Server(Path(argv[0]), Engine(tool, ct))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     print(f"stand-in docker engine: DOCKER_HOST=unix://{server.socket_path}", flush=True)
     stopping.wait()
-    server.close()
+    server.close()  # and every container still running
     return 0
 
 

@@ -50,7 +50,8 @@ class UnixConnection(http.client.HTTPConnection):
 @pytest.fixture
 def call():
     folder = tempfile.mkdtemp(prefix="engine-")
-    server = engine_module.Server(Path(folder) / "docker.sock", engine_module.Engine(StoreOnly(), ct))
+    server = engine_module.Server(Path(folder) / "docker.sock",
+                                  engine_module.Engine(StoreOnly(), ct))
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def request(method, path, body=None):
@@ -150,5 +151,6 @@ def context_host(env):
 def test_docker_context_inspect_reports_docker_host_or_the_default_socket(monkeypatch):
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     assert context_host({}) == "unix:///var/run/docker.sock"
-    assert context_host({"DOCKER_HOST": "unix:///tmp/x/docker.sock"}) == "unix:///tmp/x/docker.sock"
+    socket_host = "unix:///tmp/x/docker.sock"
+    assert context_host({"DOCKER_HOST": socket_host}) == socket_host
     assert context_host({"DOCKER_HOST": "tcp://10.0.0.5:2375"}) == "tcp://10.0.0.5:2375"
