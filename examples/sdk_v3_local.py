@@ -7,6 +7,12 @@ trains on data/churn.csv with the image's built-in trainer (``ModelTrainer``),
 then scores the same file's features in a local batch transform
 (``Transformer`` on a ``LocalSession``).  Each step is a function, so the same
 calls run in tests/sdk3.  Docker (or a stand-in for it) must be on PATH.
+
+The other functions, which tests/sdk3 also runs: ``deploy_local`` / ``stop_local``
+(``ModelBuilder`` on a folder from ``model_folder``; it needs the Docker Engine API,
+and a Docker daemon pulls the image from its registry first), ``prepare_local`` (a
+local processing job) and ``prepare_pipeline`` (a local pipeline with that job as its
+step); both upload their input folder to the session's default S3 bucket.
 """
 from __future__ import annotations
 
