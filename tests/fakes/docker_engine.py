@@ -39,6 +39,7 @@ import compose  # noqa: E402  (the sibling stand-in: container tool and port pub
 
 API_VERSION = "1.45"  # what docker 7.x asks for; it reads the answer of GET /version
 STOP_TIMEOUT = 10  # docker's default grace period for `stop`
+TRUE = ("1", "true", "True")  # a query flag as docker-py (1/0) or requests (True) sends it
 # Create options the stand-in honours; any other one given a value is refused.
 # ExposedPorts and Volumes only mirror PortBindings and Binds; Attach*/Tty false
 # change nothing for a detached container.
@@ -179,8 +180,21 @@ class Engine:
                 "Mounts": [{"Source": str(m.source), "Destination": m.target,
                             "RW": not m.read_only} for m in plan["mounts"]]}
 
-    def logs(self, record: Record, follow: bool):
-        """The frames so far; with ``follow``, then each new one until the container exits."""
+    def logs(self, record: Record, query: dict):
+        """The frames so far of the streams asked for; with ``follow``, then each new one
+        until the container exits."""
+        unsupported = sorted(k for k in ("timestamps", "since", "until")
+                             if query.get(k, "0") not in ("0", "false", "False"))
+        if query.get("tail", "all") != "all":
+            unsupported.append("tail")
+        if unsupported:
+            raise EngineError(400, f"the stand-in's logs do not support {unsupported}")
+        follow = query.get("follow") in TRUE
+        wanted = {kind for kind, name in ((1, "stdout"), (2, "stderr")) if query.get(name) in TRUE}
+        return self._frames(record, follow, wanted)
+
+    @staticmethod
+    def _frames(record: Record, follow: bool, wanted: set[int]):
         sent = 0
         while True:
             with record.changed:
@@ -188,7 +202,7 @@ class Engine:
                     record.changed.wait(timeout=1)
                 frames, sent = record.frames[sent:], len(record.frames)
                 done = not follow or (record.exit_code is not None and sent == len(record.frames))
-            yield from frames
+            yield from (frame for frame in frames if frame[0] in wanted)
             if done:
                 return
 
@@ -231,7 +245,7 @@ class Engine:
 
 def container_routes(engine: Engine):
     """(method, path pattern, handler(match, query, body) -> (status, answer)) rows."""
-    c, rec, flag = r"/containers/([^/]+)", engine.record, ("1", "true", "True").__contains__
+    c, rec, flag = r"/containers/([^/]+)", engine.record, TRUE.__contains__
     return [
         ("GET", r"/_ping", lambda m, q, b: (200, "OK")),
         ("GET", r"/version", lambda m, q, b: (200, {
@@ -242,8 +256,7 @@ def container_routes(engine: Engine):
         ("POST", r"/containers/create", lambda m, q, b: (201, engine.create(q, b))),
         ("POST", c + r"/start", lambda m, q, b: (204, engine.start(rec(m[1])))),
         ("GET", c + r"/json", lambda m, q, b: (200, engine.inspect(rec(m[1])))),
-        ("GET", c + r"/logs", lambda m, q, b: (200, engine.logs(rec(m[1]),
-                                                                 flag(q.get("follow"))))),
+        ("GET", c + r"/logs", lambda m, q, b: (200, engine.logs(rec(m[1]), q))),
         ("POST", c + r"/kill", lambda m, q, b: (204, engine.kill(rec(m[1]), q.get("signal")))),
         ("POST", c + r"/stop", lambda m, q, b: (204, engine.stop(rec(m[1]), q.get("t")))),
         ("POST", c + r"/wait", lambda m, q, b: (200, engine.wait(rec(m[1])))),

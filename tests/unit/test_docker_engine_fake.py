@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import io
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -65,6 +67,7 @@ def call():
         kind = response.getheader("Content-Type", "")
         return response.status, json.loads(raw) if kind == "application/json" and raw else raw
 
+    request.engine = server.engine
     yield request
     server.close()
     os.rmdir(folder)
@@ -129,6 +132,21 @@ def test_create_publishes_8080_by_serves_own_address_and_keeps_env_and_binds(cal
 def test_create_refuses_what_it_cannot_honour_naming_it(call, body, message):
     status, answer = call("POST", "/v1.45/containers/create", body)
     assert status in (400, 404) and message in answer["message"], answer
+
+
+def test_logs_are_docker_frames_of_the_streams_asked_for(call):
+    status, created = call("POST", "/v1.45/containers/create", serve_body())
+    record = call.engine.record(created["Id"])
+    record.relay(1, io.BytesIO(b"out 1\nout 2\n"))
+    record.relay(2, io.BytesIO(b"err 1\n"))
+    path = f"/v1.45/containers/{created['Id']}/logs?stdout=1&stderr=%s&tail=all&follow=0"
+    frame = lambda kind, text: struct.pack(">BxxxL", kind, len(text)) + text  # noqa: E731
+    assert call("GET", path % 1) == (200, frame(1, b"out 1\n") + frame(1, b"out 2\n")
+                                     + frame(2, b"err 1\n"))
+    assert call("GET", path % 0) == (200, frame(1, b"out 1\n") + frame(1, b"out 2\n"))
+    status, answer = call("GET", f"/v1.45/containers/{created['Id']}/logs?stdout=1&tail=5"
+                                 "&timestamps=1")
+    assert status == 400 and "['timestamps', 'tail']" in answer["message"]
 
 
 def test_calls_on_an_unknown_container_are_404(call):
