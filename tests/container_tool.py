@@ -298,10 +298,13 @@ class Tool:
                                      f"the end of {log}:\n{log.read_text()[-6000:]}")
         return tag
 
+    def image_inspect(self, image: str) -> dict:
+        """The image's record: Id, RepoTags, Config, Size, ..."""
+        return json.loads(_check([self.name, "image", "inspect", image]).stdout)[0]
+
     def image_config(self, image: str) -> dict:
         """The image's config: Entrypoint, Cmd, Env, Labels, ExposedPorts, WorkingDir."""
-        raw = json.loads(_check([self.name, "image", "inspect", image]).stdout)
-        return raw[0].get("Config") or {}
+        return self.image_inspect(image).get("Config") or {}
 
     def image_size(self, image: str) -> int:
         raw = json.loads(_check([self.name, "image", "inspect", image]).stdout)

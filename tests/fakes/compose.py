@@ -39,7 +39,8 @@ process starts a runner that detaches (double fork), relays its output, and
 passes signals on to it; the runner starts and stops the containers.
 
 Other commands, for the fake ``docker``: ``version``, ``images -q IMAGE``,
-``pull IMAGE``, ``run --rm -v HOST:CONTAINER IMAGE COMMAND`` (SDK v3's clean-up).
+``pull IMAGE``, ``run --rm -v HOST:CONTAINER IMAGE COMMAND`` (SDK v3's clean-up),
+``context inspect``.
 """
 from __future__ import annotations
 
@@ -117,36 +118,61 @@ def service_plan(name: str, spec: dict, ct) -> dict:
     image = spec.get("image")
     if not image:
         raise ComposeError(f"service {name} names no image")
-    env = spec.get("environment") or {}
+    try:
+        mounts = bind_mounts(spec.get("volumes") or [], ct)
+    except ValueError as exc:
+        raise ComposeError(f"service {name}: {exc}") from exc
+    command, entrypoint = words(spec.get("command")), words(spec.get("entrypoint"))
+    ports = [str(p) for p in spec.get("ports") or []]
+    if ports:
+        if len(ports) != 1:
+            raise ComposeError(f"service {name}: the stand-in publishes one port, got {ports}")
+        host_port, _, container_port = ports[0].rpartition(":")
+        try:
+            command = publish(command, container_port, host_port)
+        except ValueError as exc:
+            raise ComposeError(f"service {name}: {exc}") from exc
+    return {"name": name, "image": image, "command": command, "entrypoint": entrypoint,
+            "mounts": mounts, "env": env_dict(spec.get("environment"))}
+
+
+def env_dict(env) -> dict[str, str]:
+    """An environment given as a mapping or as ``KEY=VALUE`` items, as a dict."""
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in (env or {}).items()}
+
+
+def bind_mounts(volumes: list[str], ct) -> list:
+    """``host:container[:options]`` binds as mounts, parents first; ValueError if malformed."""
     mounts = []
-    for volume in spec.get("volumes") or []:
+    for volume in volumes:
         parts = volume.split(":")
-        options = set(parts[2].split(",")) if len(parts) > 2 else set()
         if len(parts) < 2:
-            raise ComposeError(f"service {name}: volume {volume!r} is not host:container")
+            raise ValueError(f"volume {volume!r} is not host:container")
+        options = set(parts[2].split(",")) if len(parts) > 2 else set()
         source = Path(parts[0])
         # docker creates a missing bind-mount source as an empty folder; the
         # SDK relies on it (it never creates <host>/output/data itself).
         source.mkdir(parents=True, exist_ok=True)
-        mounts.append(ct.Mount(source, parts[1], read_only="ro" in options))
+        mounts.append(ct.Mount(source, parts[1].rstrip("/") or "/", read_only="ro" in options))
     # docker mounts parents before children (/opt/ml/output, then
-    # /opt/ml/output/data), whatever order the file lists them in.
-    mounts.sort(key=lambda m: len(Path(m.target).parts))
-    command, entrypoint = words(spec.get("command")), words(spec.get("entrypoint"))
-    ports = [str(p) for p in spec.get("ports") or []]
-    if ports:
-        if command is None or command[:1] != ["serve"] or len(ports) != 1:
-            raise ComposeError(f"service {name}: the stand-in publishes a port only for one "
-                               f"'serve' container, got ports {ports} for {command}")
-        host_port, _, container_port = ports[0].rpartition(":")
-        if container_port != "8080":
-            raise ComposeError(f"service {name}: serve listens on 8080, not {container_port}")
-        # Host network: serve itself listens where the port would be published.
-        command = command + ["--host", "127.0.0.1", "--port", host_port or "8080"]
-    return {"name": name, "image": image, "command": command, "entrypoint": entrypoint,
-            "mounts": mounts, "env": {str(k): str(v) for k, v in env.items()}}
+    # /opt/ml/output/data), whatever order they are listed in.
+    return sorted(mounts, key=lambda m: len(Path(m.target).parts))
+
+
+def publish(command: list[str] | None, container_port: str, host_port: str) -> list[str]:
+    """``command`` with container port ``container_port`` published on ``host_port``.
+
+    The containers share the host's network (chroot isolation has no network
+    namespace), so `serve` itself listens where the port would be published:
+    ``serve --host 127.0.0.1 --port H``, loopback only.  ValueError for
+    anything else (another command, another container port)."""
+    if command is None or command[:1] != ["serve"]:
+        raise ValueError(f"the stand-in publishes a port only for 'serve', not {command}")
+    if container_port.split("/")[0] != "8080" or container_port.endswith("/udp"):
+        raise ValueError(f"serve listens on 8080/tcp, not {container_port}")
+    return command + ["--host", "127.0.0.1", "--port", host_port or "8080"]
 
 
 def hosts_file(services: dict[str, dict], record: Path) -> Path | None:
@@ -386,6 +412,20 @@ def run_once(argv: list[str]) -> int:
     return result.returncode
 
 
+def context(argv: list[str]) -> int:
+    """``docker context inspect``: the default context, whose endpoint is $DOCKER_HOST
+    when set (as docker reports it), else the default socket."""
+    if argv != ["inspect"]:
+        print(f"stand-in docker: 'docker context {' '.join(argv)}' is not supported; only "
+              "'docker context inspect' is", file=sys.stderr)
+        return 1
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    print(json.dumps([{"Name": "default", "Metadata": {},
+                       "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}}}],
+                     indent=4))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_runner"]:
         detach_and_run(Path(argv[1]), Path(argv[2]), argv[3] == "1")
@@ -409,6 +449,8 @@ def main(argv: list[str]) -> int:
 
     if argv[:1] == ["run"]:
         return run_once(argv[1:])
+    if argv[:1] == ["context"]:
+        return context(argv[1:])
 
     parser = argparse.ArgumentParser(prog="docker compose")
     parser.add_argument("-f", "--file", type=Path, action="append", required=True)

@@ -7,9 +7,6 @@ from the job's input/config (sklearn_byoc/common/default_command.py).
 from __future__ import annotations
 
 import csv
-import importlib.util
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -17,22 +14,7 @@ from scripts.harness import DATA, ROOT
 
 pytest.importorskip("sagemaker.train", reason="make test-sdk3 (SDK v3 in .venv-sdk3)")
 
-_spec = importlib.util.spec_from_file_location("sdk_v3_local", ROOT / "examples" / "sdk_v3_local.py")
-example = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(example)
-
-
-@pytest.fixture(scope="module")
-def train_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("train")
-    shutil.copy(DATA, folder / "churn.csv")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def builtin_model(local_mode, train_dir, tmp_path_factory) -> Path:
-    return example.train_builtin(local_mode, train_dir, tmp_path_factory.mktemp("builtin"),
-                                 {"model": "random_forest"})
+from tests.sdk3.conftest import example
 
 
 def test_model_trainer_with_the_built_in_trainer_and_no_command(builtin_model):
