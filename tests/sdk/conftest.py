@@ -23,22 +23,13 @@ import pytest
 
 from tests import container_tool as ct
 from tests.conftest import unavailable
-from scripts.harness import DATA, ROOT, processing_tree, run_stage
+from tests.sdk_environment import FAKES, use_stand_ins
+from scripts.harness import DATA, processing_tree, run_stage
 from scripts.serve_process import free_port
 
-FAKES = ROOT / "tests" / "fakes"
 # Set this to an image tag to test that image instead of building one.
 IMAGE_ENV = "SAGEMAKER_SDK_TEST_IMAGE"
 FIGURES = pytest.StashKey[dict]()
-# SDK defaults config (SAGEMAKER_USER_CONFIG_OVERRIDE): no usage reporting,
-# which would otherwise call STS and an S3 URL for every job.
-NO_TELEMETRY = """\
-SchemaVersion: '1.0'
-SageMaker:
-  PythonSDK:
-    Modules:
-      TelemetryOptOut: true
-"""
 REGION = "us-east-1"
 # Local inputs of a Processor are uploaded to the default bucket; naming it
 # spares the SDK the STS call that derives a name from the account.
@@ -107,23 +98,9 @@ def local_mode(moto_s3, tmp_path_factory):
 
     Module-scoped, so that none of it outlives the SDK tests."""
     state = tmp_path_factory.mktemp("fakes-state")
-    config = tmp_path_factory.mktemp("sdk-config") / "config.yaml"
-    config.write_text(NO_TELEMETRY)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ.get('PATH', '')}")
-        patch.setenv("SAGEMAKER_FAKES_PYTHON", sys.executable)
-        patch.setenv("SAGEMAKER_FAKES_STATE", str(state))
-        patch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
+        use_stand_ins(patch, state, moto_s3, REGION)
         patch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", REGION)
-        patch.setenv("AWS_ENDPOINT_URL", moto_s3)
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE",
-                     "AWS_SHARED_CREDENTIALS_FILE"):
-            patch.delenv(name, raising=False)
-        patch.setenv("AWS_CONFIG_FILE", str(state / "no-aws-config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(state / "no-aws-credentials"))
         try:
             yield state
         finally:

@@ -26,20 +26,13 @@ import pytest
 
 from tests import container_tool as ct
 from tests.conftest import unavailable
+from tests.sdk_environment import FAKES, use_stand_ins
 from scripts.harness import DATA, ROOT
 
-FAKES = ROOT / "tests" / "fakes"
 _spec = importlib.util.spec_from_file_location("sdk_v3_local", ROOT / "examples" / "sdk_v3_local.py")
 example = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(example)
 IMAGE_ENV = "SAGEMAKER_SDK_TEST_IMAGE"
-NO_TELEMETRY = """\
-SchemaVersion: '1.0'
-SageMaker:
-  PythonSDK:
-    Modules:
-      TelemetryOptOut: true
-"""
 
 
 def pytest_collection_modifyitems(items):
@@ -74,24 +67,10 @@ def closed_port() -> int:
 def local_mode(sdk3_image, tmp_path_factory):
     """Stand-ins first on PATH, fake credentials, no telemetry, no reachable AWS."""
     state = tmp_path_factory.mktemp("fakes-state")
-    config = tmp_path_factory.mktemp("sdk-config") / "config.yaml"
-    config.write_text(NO_TELEMETRY)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ.get('PATH', '')}")
-        patch.setenv("SAGEMAKER_FAKES_PYTHON", sys.executable)
-        patch.setenv("SAGEMAKER_FAKES_STATE", str(state))
-        patch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        patch.setenv("AWS_REGION", "us-east-1")
-        patch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+        use_stand_ins(patch, state, f"http://127.0.0.1:{closed_port()}", "us-east-1")
         # A role ARN is otherwise checked through IAM, which is not reachable.
         patch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
-            patch.delenv(name, raising=False)
-        patch.setenv("AWS_CONFIG_FILE", str(state / "no-aws-config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(state / "no-aws-credentials"))
         yield sdk3_image
 
 
