@@ -202,8 +202,9 @@ BAD = {
                              "the data has 2 columns that could be the target ('label', 'y'): "
                              "say which one with target=NAME"),
     "ignore an unknown column": ({"train": {"d.csv": CSV}}, {"ignore_columns": "cust_id"}, None,
-                                 "hyperparameter 'ignore_columns' must be a column of the data, "
-                                 "got 'cust_id'; columns: customer_id, usage, plan, calls, "
+                                 "hyperparameter 'ignore_columns' must be a column of the data "
+                                 "(name or 0-based index), got 'cust_id'; did you mean "
+                                 "'customer_id'? columns: customer_id, usage, plan, calls, "
                                  "label"),
     "ignore the target": ({"train": {"d.csv": CSV}},
                           {"target": "label", "ignore_columns": "customer_id,label"}, None,

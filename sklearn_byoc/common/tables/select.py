@@ -2,6 +2,7 @@
 ``prepare --ignore-columns``), turned into the table's column names once."""
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Callable
 
@@ -43,8 +44,10 @@ def named_columns(items: list[str], columns: list[str], *, has_header: bool,
             raise error(item, "0-based column indexes",
                         "the data has no header row, so columns have no names")
         else:
+            close = difflib.get_close_matches(item, columns, n=1)
             raise error(item, "a column of the data (name or 0-based index)",
-                        "columns: " + ", ".join(columns[:50]))
+                        (f"did you mean {close[0]!r}? " if close else "")
+                        + "columns: " + ", ".join(columns[:50]))
     return list(dict.fromkeys(names))
 
 
