@@ -48,6 +48,7 @@ LINE_MODULES = ("unit/test_compat.py", "unit/test_fast_trees.py", "unit/test_fas
                 "unit/test_estimators.py", "unit/test_small_data.py",
                 "unit/test_holdout_stable.py", "unit/test_build_pipeline.py",
                 "unit/test_distributed.py", "unit/test_identifiers.py", "unit/test_invocation.py",
+                "unit/test_trainer_memory.py",
                 "contract/test_old_sklearn_lines.py",
                 "contract/test_readme_recipe.py", "contract/test_train_stage.py",
                 "contract/test_serve_stage.py", "contract/test_date_features.py")
