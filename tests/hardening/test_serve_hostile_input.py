@@ -64,13 +64,13 @@ def check_answer(answer: requests.Response, request: Request) -> None:
     else:
         assert answer.status_code == 200, (answer.status_code, request)
         assert answer.content, request
-        # One of the four types served: an Accept naming NPY (application/npy, say) is
-        # answered in NPY.
+        # One of the four types served: an Accept naming NPY (application/npy, say), or an
+        # NPY request without an Accept, is answered in NPY.
         assert content_type.split(";")[0] in ("text/csv", "application/json",
                                               "application/jsonlines",
                                               "application/x-npy"), content_type
         if content_type == "application/x-npy":
-            assert "npy" in (request.accept or "").lower(), request
+            assert "npy" in f"{request.accept} {request.content_type}".lower(), request
 
 
 def check_workers_intact(endpoint) -> None:
