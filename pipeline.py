@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The model-building pipeline of this image, for SageMaker Pipelines (Python SDK v2).
 
-(The SDK v3 form of these steps, with sagemaker.mlops: docs/sdk-v3.md.)
+(The SDK v3 form of these steps, with sagemaker.mlops: docs/sdk-v3.md; a v3 processing
+step run in a local pipeline, which the tests run: examples/sdk_v3_local.py.)
 
     Prepare (processing prepare) -> Train (or Tune) -> Evaluate (processing evaluate)
       -> CheckQuality: evaluation.json's quality_gate.value against MetricThreshold
@@ -20,6 +21,8 @@ removes, which means the same for every problem.  Commands (after
     .venv/bin/python pipeline.py upsert --role ARN --bucket B --region R --image-uri URI
     .venv/bin/python pipeline.py start  --role ARN --bucket B --region R --image-uri URI
                         [--input-data s3://...] [--parameter Target=label ...] [--wait]
+                        (--parameter IgnoreColumns=patient_id,note
+                         --parameter 'Hyperparameters={"max_depth": 6}')
     .venv/bin/python pipeline.py local  --image-uri IMAGE --bucket B [--s3-endpoint-url URL]
                         [--data data/churn.csv] [--parameter Name=Value ...]
 
