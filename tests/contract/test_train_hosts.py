@@ -171,7 +171,7 @@ def test_data_one_capped_host_cannot_hold_trains_on_three(tmp_path):
 
     from sklearn_byoc.train.trainer import build_pipeline
 
-    frame = rows(600_000, seed=5)
+    frame = rows(800_000, seed=5)
     for i in range(6):  # wide enough that the rows, not the interpreter, fill the cap
         frame[f"x{i}"] = np.random.default_rng(i).normal(size=len(frame)).round(5)
     path = tmp_path / "big.csv"
