@@ -38,7 +38,7 @@ SERIAL_MODULES = ("hardening/test_serve_load.py", "contract/test_ping_under_load
 INTERNALS = {"sklearn_byoc.common.compat": ("quiet_version_warnings", "fast_config",
                                              "ordinal_encoder", "nul_byte_offset"),
              "sklearn_byoc.serve.fast_trees": "*",
-             "sklearn_byoc.serve.fast_linear": "*", "sklearn_byoc.serve.fast_preprocess": "*",
+             "sklearn_byoc.serve.fast_linear": "*", "sklearn_byoc.common.fast_preprocess": "*",
              "sklearn_byoc.common.pickle_versions": "*",
              "sklearn_byoc.common.model_files": ("load_model", "save_model"),
              "sklearn_byoc.train.hyperparameters": "*", "sklearn_byoc.train.estimators": "*"}

@@ -25,7 +25,7 @@ from sklearn_byoc.common import compat
 from sklearn_byoc.common.model_files import ModelMetadata, load_model
 from sklearn_byoc.serve.describe import describe_estimator, is_classifier
 from sklearn_byoc.serve.errors import RequestError
-from sklearn_byoc.serve.fast_preprocess import compile_preprocess
+from sklearn_byoc.common.fast_preprocess import compile_preprocess
 from sklearn_byoc.serve.fast_linear import compile_linear
 from sklearn_byoc.serve.fast_trees import SMALL_ROWS, FastTrees, compile_trees
 from sklearn_byoc.serve.formats.output import Prediction
@@ -53,7 +53,8 @@ class ServedModel:
             list((metadata.classes if metadata else None) or [])
         self._class_array = np.asarray(self.classes, dtype=object)
         _single_threaded(estimator)
-        self.fast = compile_preprocess(estimator, self.schema) if self.schema else None
+        self.fast = compile_preprocess(estimator, self.schema.model_kinds) \
+            if self.schema else None
         self._final = estimator.steps[-1][1] if self.fast is not None else None
         # The model itself in numpy (trees for small requests, a linear model for any):
         # the pipeline's last step once the preprocessing is replayed, else a model
@@ -134,9 +135,10 @@ class ServedModel:
                               self.classes if self.is_classifier else None)
         want_proba = probabilities and self.has_probabilities
         if self.fast is not None:
-            X = self.fast.transform(records)
+            X = self.fast.transform(records.columns, records.n)
             model = self._final
-            # The matrix is finite (imputed) and was checked by the schema.
+            # The schema refused infinity; a missing value is imputed, or NaN for an
+            # estimator that takes it (compile_preprocess).
             context = compat.fast_config(assume_finite=True)
         else:
             X = self.model_input(records)

@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from sklearn_byoc.common.model_files import Feature, ModelMetadata
-from sklearn_byoc.serve.fast_preprocess import compile_preprocess
+from sklearn_byoc.common.fast_preprocess import compile_preprocess
 from sklearn_byoc.serve.schema import Schema
 
 SCHEMA = Schema(ModelMetadata(target="y", task="classification", features=[
@@ -47,13 +47,14 @@ def pipeline(encoder, model):
 def test_compiled_preprocessing_equals_scikit_learn(encoder, model):
     frame, y = data()
     fitted = pipeline(encoder, model).fit(frame, y)
-    fast = compile_preprocess(fitted, SCHEMA)
+    fast = compile_preprocess(fitted, SCHEMA.model_kinds)
     assert fast is not None
     rows = pd.DataFrame({"age": [30.0, np.nan, 1e9], "plan": ["gold", "platinum", np.nan],
                          "region": [np.nan, "n", "unheard-of"]}).astype(
                              {"plan": object, "region": object})
     records = SCHEMA.from_named_rows(rows.to_dict(orient="records"))
     expected = np.asarray(fitted[0].transform(rows), dtype=np.float64)
-    np.testing.assert_allclose(fast.transform(records), expected, rtol=1e-12, equal_nan=True)
-    np.testing.assert_array_equal(fitted[1].predict(fast.transform(records)),
+    np.testing.assert_allclose(fast.transform(records.columns, records.n), expected, rtol=1e-12,
+                               equal_nan=True)
+    np.testing.assert_array_equal(fitted[1].predict(fast.transform(records.columns, records.n)),
                                   fitted.predict(rows))

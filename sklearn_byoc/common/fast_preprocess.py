@@ -1,12 +1,13 @@
-"""The train stage's preprocessing, replayed with plain numpy at serving time.
+"""The trainer's preprocessing, replayed with plain numpy.
 
 scikit-learn's ColumnTransformer spends most of a small request selecting
-DataFrame columns and re-validating its input at every step.  The fitted
-preprocessing of a model made by ``train`` is simple — impute and scale the
-numeric columns, impute and one-hot (or, for HistGradientBoosting's native
-categories, ordinal) encode the categorical ones — so its
-fitted state can be read once at load time and applied directly to the
-decoded feature columns.
+DataFrame columns and re-validating its input at every step, and most of a large
+table looking each text cell up in Python.  The fitted preprocessing of a model
+made by ``train`` is simple — impute and scale the numeric columns (or pass them
+on, for HistGradientBoosting, which takes missing values), one-hot or ordinal
+encode the categorical ones — so its fitted state can be read once and applied
+directly to the feature columns: by serve for every request, by train for the
+rows it fits and scores the estimator on.
 
 Nothing is assumed blindly: :func:`compile_preprocess` returns None for any
 pipeline whose steps it does not know, and the compiled version is checked
@@ -17,17 +18,21 @@ is served through scikit-learn as before.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from sklearn_byoc.serve.schema import Records
+log = logging.getLogger("model")
 
-log = logging.getLogger("serve")
+# The columns to transform: name -> one array per feature, numbers as float64, text as
+# objects (or a pandas Categorical).
+Columns = Mapping[str, np.ndarray]
 
 # Below this many rows a Python dict lookup beats pandas' vectorised hashing.
 DICT_LOOKUP_ROWS = 64
 UNSEEN = "\x00unseen category\x00"
+PROBE_ROWS = 64
 
 
 class Block:
@@ -48,18 +53,22 @@ class Block:
 @dataclass
 class NumericBlock(Block):
     columns: list[str]
-    fill: np.ndarray  # per column, the imputer's statistic
+    fill: np.ndarray | None  # per column, the imputer's statistic (None: passed on as NaN)
     mean: np.ndarray | None
     scale: np.ndarray | None
     start: int
     sized_by = "columns"
 
-    def apply(self, records: Records, out: np.ndarray) -> None:
+    @property
+    def names(self) -> list[str]:
+        return self.columns
+
+    def apply(self, columns: Columns, out: np.ndarray) -> None:
         block = self.view(out)
         for j, name in enumerate(self.columns):
-            block[:, j] = records.columns[name]
-        missing = np.isnan(block)
-        if missing.any():
+            block[:, j] = columns[name]
+        missing = np.isnan(block) if self.fill is not None else None
+        if missing is not None and missing.any():
             np.copyto(block, np.broadcast_to(self.fill, block.shape), where=missing)
         if self.mean is not None:
             block -= self.mean
@@ -110,12 +119,16 @@ class CategoricalBlock(Block):
     start: int
     sized_by = "base"
 
-    def apply(self, records: Records, out: np.ndarray) -> None:
+    @property
+    def names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def apply(self, columns: Columns, out: np.ndarray) -> None:
         block = self.view(out)
         block[:] = self.base
         for column in self.columns:
             if len(column.touched):
-                block[:, column.touched] += column.table[column.rows(records.columns[column.name])]
+                block[:, column.touched] += column.table[column.rows(columns[column.name])]
 
 
 class FastPreprocess:
@@ -123,19 +136,32 @@ class FastPreprocess:
         self.blocks = blocks
         self.width = width
 
-    def transform(self, records: Records) -> np.ndarray:
-        out = np.empty((records.n, self.width), dtype=np.float64)
+    def transform(self, columns: Columns, n: int) -> np.ndarray:
+        """The preprocessing's output for ``n`` rows given as ``columns``."""
+        out = np.empty((n, self.width), dtype=np.float64)
         for block in self.blocks:
-            block.apply(records, out)
+            block.apply(columns, out)
         return out
+
+    def transform_frame(self, frame) -> np.ndarray:
+        """The same for a DataFrame holding the columns."""
+        return self.transform({name: frame[name].to_numpy() for name in self.names},
+                               len(frame))
+
+    @property
+    def names(self) -> list[str]:
+        return [name for block in self.blocks for name in block.names]
 
 
 # -- compiling ------------------------------------------------------------------
-def _numeric_block(transformer, columns, start):
+def _numeric_block(transformer, columns, start, takes_missing: bool):
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if isinstance(transformer, str) and transformer == "passthrough":
+        # Missing values go on to the estimator as NaN: only to one that takes them.
+        return NumericBlock(list(columns), None, None, None, start) if takes_missing else None
     steps = transformer.steps if isinstance(transformer, Pipeline) else [("only", transformer)]
     fill = mean = scale = None
     for _, step in steps:
@@ -191,10 +217,14 @@ def _categorical_block(transformer, columns, start):
     return CategoricalBlock(compiled, base, start)
 
 
-def compile_preprocess(pipeline, schema) -> FastPreprocess | None:
-    """A numpy version of ``pipeline``'s preprocessing step, or None if it can't be made."""
+def compile_preprocess(pipeline, kinds: Mapping[str, str]) -> FastPreprocess | None:
+    """A numpy version of ``pipeline``'s preprocessing step, or None if it can't be made.
+
+    ``kinds``: each column the pipeline takes -> numeric or categorical."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
+
+    from sklearn_byoc.common.compat import refuses_missing
 
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
@@ -207,12 +237,13 @@ def compile_preprocess(pipeline, schema) -> FastPreprocess | None:
             if name == "remainder" or transformer == "drop":
                 continue
             columns = list(columns)
-            if any(c not in schema.model_kinds for c in columns):
+            if any(c not in kinds for c in columns):
                 return None
-            kinds = {schema.model_kinds[c] for c in columns}
-            if kinds == {"numeric"}:
-                block = _numeric_block(transformer, columns, start)
-            elif kinds == {"categorical"}:
+            held = {kinds[c] for c in columns}
+            if held == {"numeric"}:
+                block = _numeric_block(transformer, columns, start,
+                                       not refuses_missing(pipeline.steps[-1][1]))
+            elif held == {"categorical"}:
                 block = _categorical_block(transformer, columns, start)
             else:
                 return None
@@ -224,16 +255,17 @@ def compile_preprocess(pipeline, schema) -> FastPreprocess | None:
         log.info("preprocessing is served through scikit-learn (%s)", exc)
         return None
     fast = FastPreprocess(blocks, start)
-    return fast if _agrees(fast, preprocess, schema) else None
+    return fast if _agrees(fast, preprocess, kinds) else None
 
 
-def probe_records(schema, blocks, rows: int = 64, seed: int = 0) -> Records:
+def probe_rows(kinds: Mapping[str, str], blocks, rows: int = PROBE_ROWS,
+               seed: int = 0) -> dict[str, np.ndarray]:
     """Rows that visit every category, missing values, unseen values and extremes."""
     rng = np.random.default_rng(seed)
     categories = {c.name: c.categories for b in blocks if isinstance(b, CategoricalBlock)
                   for c in b.columns}
     columns = {}
-    for name, kind in schema.model_kinds.items():
+    for name, kind in kinds.items():
         if kind == "numeric":
             values = rng.normal(0, 1e3, rows)
             values[rng.random(rows) < 0.2] = np.nan
@@ -244,18 +276,20 @@ def probe_records(schema, blocks, rows: int = 64, seed: int = 0) -> Records:
             picks = [cats[i % len(cats)] for i in range(rows)]
             rng.shuffle(picks)
             columns[name] = np.array(picks, dtype=object)
-    return Records(columns, rows)
+    return columns
 
 
-def _agrees(fast: FastPreprocess, preprocess, schema) -> bool:
-    records = probe_records(schema, fast.blocks)
-    expected = preprocess.transform(records.frame())
+def _agrees(fast: FastPreprocess, preprocess, kinds: Mapping[str, str]) -> bool:
+    import pandas as pd
+
+    rows = probe_rows(kinds, fast.blocks)
+    expected = preprocess.transform(pd.DataFrame(rows, copy=False))
     expected = np.asarray(expected.toarray() if hasattr(expected, "toarray") else expected,
                           dtype=np.float64)
-    got = fast.transform(records)
+    got = fast.transform(rows, PROBE_ROWS)
     same = expected.shape == got.shape and np.allclose(got, expected, rtol=1e-9, atol=1e-12,
                                                        equal_nan=True)
     if not same:
-        log.warning("the fast preprocessing disagrees with scikit-learn on this model; "
-                    "serving through scikit-learn")
+        log.warning("the numpy preprocessing disagrees with scikit-learn on this model; "
+                    "scikit-learn's own transform is used")
     return same
