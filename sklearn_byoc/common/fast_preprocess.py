@@ -90,6 +90,7 @@ class CategoricalColumn:
         # block): adding the rest would add zeros.
         self.touched = np.flatnonzero(np.any(self.table != 0, axis=0))
         self.table = np.ascontiguousarray(self.table[:, self.touched])
+        self._index = None
 
     def rows(self, values) -> np.ndarray:
         import pandas as pd
@@ -104,11 +105,13 @@ class CategoricalColumn:
             return np.fromiter(
                 (lookup.get(v, unseen) if isinstance(v, str) else missing for v in values),
                 dtype=np.intp, count=len(values))
-        import pandas as pd
-
-        index = pd.Index(self.categories).get_indexer(values)
-        index = np.where(index < 0, self.unseen_row, index)
-        index[pd.isna(values)] = self.missing_row
+        if self._index is None:
+            self._index = pd.Index(self.categories, dtype=object)
+        index = self._index.get_indexer(values)
+        other = np.flatnonzero(index < 0)  # missing or unseen
+        if len(other):
+            index[other] = np.where(pd.isna(np.asarray(values, dtype=object)[other]),
+                                    self.missing_row, self.unseen_row)
         return index
 
 
@@ -127,8 +130,14 @@ class CategoricalBlock(Block):
         block = self.view(out)
         block[:] = self.base
         for column in self.columns:
-            if len(column.touched):
-                block[:, column.touched] += column.table[column.rows(columns[column.name])]
+            if not len(column.touched):
+                continue
+            rows = column.rows(columns[column.name])
+            if block.flags.f_contiguous:  # each output column contiguous: one at a time
+                for k, j in enumerate(column.touched):
+                    block[:, j] += column.table[rows, k]
+            else:
+                block[:, column.touched] += column.table[rows]
 
 
 class FastPreprocess:
@@ -136,17 +145,19 @@ class FastPreprocess:
         self.blocks = blocks
         self.width = width
 
-    def transform(self, columns: Columns, n: int) -> np.ndarray:
-        """The preprocessing's output for ``n`` rows given as ``columns``."""
-        out = np.empty((n, self.width), dtype=np.float64)
+    def transform(self, columns: Columns, n: int, order: str = "C") -> np.ndarray:
+        """The preprocessing's output for ``n`` rows given as ``columns``.  ``order="F"``
+        (columns contiguous) fills a large matrix column by column in a twentieth of the
+        time; an estimator that wants rows contiguous copies it."""
+        out = np.empty((n, self.width), dtype=np.float64, order=order)
         for block in self.blocks:
             block.apply(columns, out)
         return out
 
-    def transform_frame(self, frame) -> np.ndarray:
+    def transform_frame(self, frame, order: str = "C") -> np.ndarray:
         """The same for a DataFrame holding the columns."""
         return self.transform({name: frame[name].to_numpy() for name in self.names},
-                               len(frame))
+                              len(frame), order)
 
     @property
     def names(self) -> list[str]:
@@ -159,7 +170,7 @@ def _numeric_block(transformer, columns, start, takes_missing: bool):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if isinstance(transformer, str) and transformer == "passthrough":
+    if _passes_on(transformer):
         # Missing values go on to the estimator as NaN: only to one that takes them.
         return NumericBlock(list(columns), None, None, None, start) if takes_missing else None
     steps = transformer.steps if isinstance(transformer, Pipeline) else [("only", transformer)]
@@ -180,6 +191,16 @@ def _numeric_block(transformer, columns, start, takes_missing: bool):
     if fill is None:
         return None
     return NumericBlock(list(columns), fill, mean, scale, start)
+
+
+def _passes_on(transformer) -> bool:
+    """A ColumnTransformer's "passthrough", which fitting makes an identity
+    FunctionTransformer."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    if isinstance(transformer, str):
+        return transformer == "passthrough"
+    return isinstance(transformer, FunctionTransformer) and transformer.func is None
 
 
 def _categorical_block(transformer, columns, start):

@@ -17,6 +17,7 @@ from sklearn_byoc.common import cells, compat
 from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.dates import column_kinds
 from sklearn_byoc.common.disk import writing
+from sklearn_byoc.common.fast_preprocess import compile_preprocess
 from sklearn_byoc.common.errors import HyperparameterError, UserError
 from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
                                          metric_names, regression_metrics)
@@ -80,37 +81,82 @@ def build_pipeline(model_step, X: pd.DataFrame, kinds: dict[str, str], *, scale:
     def levels(columns: list[str]) -> dict:
         return {"categories": [categories[c] for c in columns]} if categories else {}
 
-    groups = []  # (name, encoding pipeline, columns)
-    if native_categories and categorical:
-        # HistGradientBoosting takes at most max_bins categories per feature: in a column
-        # with more, the rarest share one code (max_categories, which makes scikit-learn
-        # count every cell in Python, so it is set only where needed).  A category unseen
-        # in training is NaN, which the model treats as missing.
+    numeric_step = Pipeline(numeric_steps)
+    groups = []  # (name, encoding, columns)
+    if native_categories:
+        # HistGradientBoosting takes missing values itself (each split learns which side
+        # they go): numbers go on as they are, a missing category is NaN, and so is one
+        # unseen in training.
+        numeric_step = "passthrough"
+        # It takes at most max_bins categories per feature: in a column with more, the
+        # rarest share one code (max_categories, which makes scikit-learn count every cell
+        # in Python, so it is set only where needed).
         bins = int(getattr(model_step, "max_bins", 255))
         counts = {c: len(categories[c]) if categories else X[c].nunique() for c in categorical}
         few = [c for c in categorical if counts[c] <= bins]
         many = [c for c in categorical if counts[c] > bins]
-        options = {"handle_unknown": "use_encoded_value", "unknown_value": np.nan}
+        options = {"handle_unknown": "use_encoded_value", "unknown_value": np.nan,
+                   "encoded_missing_value": np.nan}
         if few:
-            groups.append(("categorical", encoding(OrdinalEncoder(**options, **levels(few))),
-                           few))
+            groups.append(("categorical", OrdinalEncoder(**options, **levels(few)), few))
         if many:
-            groups.append(("categorical_many", encoding(compat.ordinal_encoder(
-                bins, **options, **levels(many))), many))
+            groups.append(("categorical_many",
+                           compat.ordinal_encoder(bins, **options, **levels(many)), many))
         model_step.set_params(categorical_features=list(
-            range(len(numeric), len(numeric) + len(categorical))))
-    elif native_categories:
-        model_step.set_params(categorical_features=None)
+            range(len(numeric), len(numeric) + len(categorical))) if categorical else None)
     elif categorical:
         groups.append(("categorical", encoding(OneHotEncoder(
             handle_unknown="infrequent_if_exist", max_categories=64, sparse_output=sparse,
             **levels(categorical))), categorical))
-    transformers = [("numeric", Pipeline(numeric_steps), numeric)] if numeric else []
+    transformers = [("numeric", numeric_step, numeric)] if numeric else []
     transformers += groups
     preprocess = ColumnTransformer(transformers, remainder="drop",
                                    sparse_threshold=0.3 if sparse else 0.0,
                                    verbose_feature_names_out=False)
     return Pipeline([("preprocess", preprocess), ("model", model_step)])
+
+
+def category_levels(X: pd.DataFrame, kinds: dict[str, str]) -> dict[str, list]:
+    """Each categorical column's distinct text, sorted (the levels an OrdinalEncoder would
+    find in these rows)."""
+    return {name: sorted(v for v in pd.unique(X[name].to_numpy()) if isinstance(v, str))
+            for name in X.columns if kinds[name] == "categorical"}
+
+
+def learns_from_rows(preprocess) -> bool:
+    """Whether fitting the ColumnTransformer ``preprocess`` learns anything from the rows
+    beyond their columns: not when each part passes them on or is an OrdinalEncoder given
+    its levels and no cap on their number (its fit only checks the rows)."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    for _, transformer, _ in preprocess.transformers:
+        if isinstance(transformer, str) and transformer in ("passthrough", "drop"):
+            continue
+        if isinstance(transformer, OrdinalEncoder) \
+                and not isinstance(transformer.categories, str) \
+                and getattr(transformer, "max_categories", None) is None \
+                and getattr(transformer, "min_frequency", None) is None:
+            continue
+        return True
+    return False
+
+
+def fit_preprocessing(pipeline, X: pd.DataFrame, y, kinds: dict[str, str]):
+    """Fit ``pipeline``'s preprocessing; its output for ``X`` and its numpy replay
+    (``common/fast_preprocess.py``; None where it has none).
+
+    Where fitting learns nothing from the rows, it is fitted on one of them and the rows
+    are encoded by the replay, which ``compile_preprocess`` checks against scikit-learn's
+    own transform: scikit-learn looks each text cell up in Python.
+    """
+    preprocess = pipeline[:-1]
+    if not learns_from_rows(preprocess.steps[0][1]):
+        preprocess.fit(X.iloc[:1])
+        replay = compile_preprocess(pipeline, kinds)
+        if replay is not None:
+            return replay.transform_frame(X, order="F"), replay
+    matrix = preprocess.fit_transform(X, y)
+    return matrix, compile_preprocess(pipeline, kinds)
 
 
 def check_objective(settings: Settings, task: str) -> str:
@@ -131,10 +177,14 @@ def check_objective(settings: Settings, task: str) -> str:
 TRAIN_SCORE_ROWS = 100_000
 
 
-def evaluate(pipeline, X, y, task, classes, *, label_from_proba: bool = False) -> dict[str, float]:
+def evaluate(pipeline, X, y, task, classes, *, label_from_proba: bool = False,
+             replay=None) -> dict[str, float]:
     """The metric lines' values for these rows.  ``label_from_proba``: the estimator's label
     is the class of highest probability (true of every built-in model), so one
-    ``predict_proba`` gives both."""
+    ``predict_proba`` gives both.  ``replay``: the preprocessing in numpy, which the
+    estimator then takes alone."""
+    if replay is not None:
+        pipeline, X = pipeline.steps[-1][1], replay.transform_frame(X, order="F")
     if task != "classification":
         return regression_metrics(y, pipeline.predict(X))
     proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
@@ -287,10 +337,13 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
 
     params.update(small_data.fit_to_size(estimator, X_fit, y_fit, task, settings))
     native = uses_native_categories(estimator, settings)
-    pipeline = build_pipeline(estimator, X_fit, column_kinds(kinds, parts),
+    model_kinds = column_kinds(kinds, parts)
+    pipeline = build_pipeline(estimator, X_fit, model_kinds,
                               scale=settings.model.scale_numeric,
                               native_categories=native,
-                              sparse=settings.model.name == "linear")
+                              sparse=settings.model.name == "linear",
+                              categories=category_levels(X_fit, model_kinds) if native
+                              else None)
     log.info("fitting %s on %d rows x %d features (%s, target %r), parameters %s",
              type(estimator).__name__, len(X_fit), X_fit.shape[1], task, target,
              json.dumps(params, default=str))
@@ -300,7 +353,7 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
     try:
         # The preprocessing's output is all the estimator needs: the rows as read go
         # before it is fitted (what Pipeline.fit does, without holding both at once).
-        matrix = pipeline[:-1].fit_transform(X_fit, y_fit)
+        matrix, replay = fit_preprocessing(pipeline, X_fit, y_fit, model_kinds)
         del X_fit
         pipeline.steps[-1][1].fit(matrix, y_fit)
         del matrix
@@ -315,9 +368,10 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
         classes = [cells.label_value(c) for c in pipeline.classes_]
     from_proba = not settings.model.by_path
     metrics = {
-        "train": evaluate(pipeline, *scored, task, classes, label_from_proba=from_proba),
+        "train": evaluate(pipeline, *scored, task, classes, label_from_proba=from_proba,
+                          replay=replay),
         "validation": evaluate(pipeline, X_val, y_val, task, classes,
-                               label_from_proba=from_proba),
+                               label_from_proba=from_proba, replay=replay),
     }
     metadata = ModelMetadata(
         target=str(target),

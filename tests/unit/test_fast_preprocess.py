@@ -58,3 +58,22 @@ def test_compiled_preprocessing_equals_scikit_learn(encoder, model):
                                equal_nan=True)
     np.testing.assert_array_equal(fitted[1].predict(fast.transform(records.columns, records.n)),
                                   fitted.predict(rows))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_large_blocks_in_either_order_equal_scikit_learn(order):
+    """Past the dict lookup's size: pandas' lookup, missing and unseen cells among known ones,
+    and a matrix filled row-major or column by column."""
+    frame, y = data(3000)
+    frame.loc[::11, "region"] = "never seen"
+    for encoder, model in [(OneHotEncoder(handle_unknown="ignore"), LogisticRegression()),
+                           (OrdinalEncoder(handle_unknown="use_encoded_value",
+                                           unknown_value=np.nan),
+                            HistGradientBoostingClassifier(categorical_features=[1, 2],
+                                                           max_iter=5))]:
+        fitted = pipeline(encoder, model).fit(frame.iloc[:2000], y[:2000])
+        fast = compile_preprocess(fitted, SCHEMA.model_kinds)
+        got = fast.transform_frame(frame, order=order)
+        assert got.flags[f"{order}_CONTIGUOUS"]
+        np.testing.assert_allclose(got, np.asarray(fitted[0].transform(frame), dtype=np.float64),
+                                   rtol=1e-12, equal_nan=True)
