@@ -116,9 +116,23 @@ def worker_main(raw: str) -> None:
     def main() -> None:
         getattr(importlib.import_module(module), function)(args)
 
-    run_stage(payload["stage"], main, [Path(p) for p in payload["failure_files"]],
-              reserve=False, level=payload["level"], what=payload["what"],
-              memory_advice=payload["memory_advice"])
+    try:
+        run_stage(payload["stage"], main, [Path(p) for p in payload["failure_files"]],
+                  reserve=False, level=payload["level"], what=payload["what"],
+                  memory_advice=payload["memory_advice"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)  # what the interpreter would print
+    else:  # pragma: no cover - run_stage always exits
+        code = 0
+    # The work is done and its files closed: the interpreter's teardown would free every
+    # object one by one (0.2 s after a 100,000-row fit, 0.3 s after 1M), with the
+    # supervisor, and so the job, waiting on it.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _die_with(supervisor: int) -> None:

@@ -277,3 +277,39 @@ def test_script_mode_reasons_for_memory_and_disk(tmp_path, monkeypatch):
 def test_one_line_collapses_whitespace():
     assert one_line("a\n b\t\tc \r\n") == "a b c"
     assert one_line("") == ""
+
+
+def worker_target(args):
+    """What the supervised worker below runs (found by import path)."""
+    print("worker output, not flushed")  # noqa: T201 - the line the test looks for
+    if args[0] == "exit3":
+        sys.exit(3)
+    if args[0] == "text":
+        sys.exit("the worker gave up")
+
+
+SUPERVISED = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from pathlib import Path
+    from sklearn_byoc.common.failure import run_stage
+    from sklearn_byoc.common.supervisor import run_worker
+
+    files = [Path(sys.argv[2])]
+    run_stage("demo", lambda: run_worker("demo", "tests.unit.test_failure:worker_target",
+                                         [sys.argv[1]], files, what="the demo", level=20),
+              files)
+""")
+
+
+@pytest.mark.parametrize("what, code", [("ok", 0), ("exit3", 3), ("text", 1)])
+def test_a_worker_ends_with_its_exit_code_and_its_output_written(tmp_path, what, code):
+    script = tmp_path / "supervised.py"
+    script.write_text(SUPERVISED.format(root=str(ROOT)))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe buffers
+    result = subprocess.run([sys.executable, str(script), what, str(tmp_path / "failure")],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == code, result.stderr
+    assert "worker output, not flushed" in result.stdout
+    if what == "text":
+        assert "the worker gave up" in result.stderr
