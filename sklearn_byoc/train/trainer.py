@@ -173,8 +173,10 @@ def check_objective(settings: Settings, task: str) -> str:
     return settings.objective
 
 
-# At most this many training rows are scored for the train: metric lines (a seeded sample).
-TRAIN_SCORE_ROWS = 100_000
+# At most this many training rows are scored for the train: metric lines (a seeded sample):
+# enough to tell over-fitting (an accuracy on 20,000 rows is within 0.7 points of all
+# rows' 95 % of the time), and a tenth of the fit's time at 100,000 rows.
+TRAIN_SCORE_ROWS = 20_000
 
 
 def evaluate(pipeline, X, y, task, classes, *, label_from_proba: bool = False,

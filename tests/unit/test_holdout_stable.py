@@ -55,3 +55,19 @@ def test_the_validation_metrics_are_the_same(tmp_path, hyperparameters, expected
     settings = read_settings({"target": "label", **hyperparameters})
     result = trainer.train(Paths(base), settings, {})
     assert result.metrics["validation"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_train_lines_score_a_seeded_sample_of_large_fits(caplog):
+    frame = pd.DataFrame({"a": np.arange(trainer.TRAIN_SCORE_ROWS + 500)})
+    y = frame["a"] % 2
+    small_X, small_y = trainer.scored_training_rows(frame.head(300), y.head(300), 7)
+    assert small_X.index.equals(frame.head(300).index) and small_y.equals(y.head(300))
+    with caplog.at_level("INFO", logger="train"):
+        X1, y1 = trainer.scored_training_rows(frame, y, 7)
+    X2, _ = trainer.scored_training_rows(frame, y, 7)
+    X3, _ = trainer.scored_training_rows(frame, y, 8)
+    assert len(X1) == trainer.TRAIN_SCORE_ROWS == len(set(X1.index))
+    assert X1.index.is_monotonic_increasing and X1.index.equals(X2.index)
+    assert not X1.index.equals(X3.index)
+    assert y1.index.equals(X1.index)
+    assert f"seeded sample of {trainer.TRAIN_SCORE_ROWS} of the {len(frame)}" in caplog.text
