@@ -199,3 +199,20 @@ def test_integers_beyond_int64_in_later_chunks_stay_uint64(tmp_path):
     frame = read_folder(tmp_path).frame
     assert frame["big"].dtype == np.uint64 and frame["big"].iloc[-1] == 2**63 + ROWS - 1
     same(frame, whole_parse(tmp_path / "d.csv"))
+
+
+def test_files_stack_as_their_whole_parses_stacked(tmp_path):
+    """Text columns read as categories in each file stack with any categories, with a
+    file where the column is all missing, and with a file where it is numbers."""
+    files = {"a.csv": "t,u,n,v\nx,p,1,k\ny,q,2,l\n", "b.csv": "t,u,n,v\nz,?,3,m\nx,NA,4,k\n",
+             "c.csv": "t,u,n,v\n,5,5,n\n?,6,6, n\n", "d.csv": "t,u,n,v\nNA,r,7,o\nw,True,8,k\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    stacked = pd.concat([pd.read_csv(tmp_path / name, skipinitialspace=True, na_values=["?"],
+                                     low_memory=False) for name in sorted(files)],
+                        ignore_index=True)
+    expected = type_columns(Table(stacked, True))
+    got = read_folder(tmp_path).frame
+    same(got, expected)
+    assert got["t"].tolist()[:4] == ["x", "y", "z", "x"] and got["u"][4] == "5"
+    assert got["v"].tolist() == ["k", "l", "m", "k", "n", "n", "o", "k"]

@@ -361,9 +361,26 @@ def _stack(frames, used, header_flags, what_format: str, parts: list | None = No
         np.arange(len(f)) + (2 if h else 1) if what_format == CSV else np.arange(len(f)) + 1
         for f, h in zip(frames, header_flags)
     ])
-    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    combined = pd.concat(_same_categories(frames), ignore_index=True) if len(frames) > 1 \
+        else frames[0]
     return Table(combined.reset_index(drop=True), header_flags[0], used, row_file, row_line,
                  format=what_format, parts=[_part_text(p) for p in parts or []])
+
+
+def _same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The frames with each column that every file read as categories holding the same
+    categories, so they stack as categories (pandas would stack them as a million objects)."""
+    names = [n for n in frames[0].columns
+             if all(isinstance(f[n].dtype, pd.CategoricalDtype) for f in frames)]
+    if not names:
+        return frames
+    frames = [f.copy(deep=False) for f in frames]
+    for name in names:
+        categories = pd.api.types.union_categoricals(
+            [f[name].array for f in frames], ignore_order=True).categories
+        for frame in frames:
+            frame[name] = frame[name].cat.set_categories(categories)
+    return frames
 
 
 def _read_csv(parts: dict[Path, tuple[int, int] | None], folder: Path, what: str,
