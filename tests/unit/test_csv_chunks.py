@@ -144,6 +144,7 @@ def test_a_byte_range_part_and_no_rows(big):
     same(type_columns(Table(empty, True)), whole_parse(big, nrows=0))
 
 
+@pytest.mark.filterwarnings("ignore::pandas.errors.DtypeWarning")
 def test_no_header_missing_markers_and_leading_spaces(tmp_path):
     i = np.arange(ROWS)
     lines = np.char.add(np.char.add(np.where(i % 4 == 0, "", np.where(i % 7 == 0, " NA", " 7")),
@@ -189,6 +190,7 @@ def test_the_frame_as_read_holds_the_cells_of_the_whole_parse(big):
     assert frame["bools"].dtype == object and frame["bools"].iloc[1] is True
 
 
+@pytest.mark.filterwarnings("ignore::pandas.errors.DtypeWarning")
 def test_integers_beyond_int64_in_later_chunks_stay_uint64(tmp_path):
     """An int64 chunk joined to a uint64 one makes float64; the whole column is uint64."""
     i = np.arange(ROWS)
@@ -216,3 +218,4 @@ def test_files_stack_as_their_whole_parses_stacked(tmp_path):
     same(got, expected)
     assert got["t"].tolist()[:4] == ["x", "y", "z", "x"] and got["u"][4] == "5"
     assert got["v"].tolist() == ["k", "l", "m", "k", "n", "n", "o", "k"]
+

@@ -156,8 +156,8 @@ def _not_whole_column(column: pd.Series) -> bool | None:
             return None
         return pd.api.types.infer_dtype(categories, skipna=True) not in ("string", "empty")
     if pd.api.types.is_float_dtype(dtype):
-        values = column.to_numpy()
-        return bool(len(values)) and bool(np.nanmax(np.abs(values), initial=0) >= _UINT_ONLY)
+        values = np.abs(column.to_numpy())
+        return bool(((values >= _UINT_ONLY) & (values < np.inf)).any())
     if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         return False
     # A chunk of numbers (or True/False) next to a chunk of text: the whole column is text.
@@ -370,16 +370,16 @@ def _stack(frames, used, header_flags, what_format: str, parts: list | None = No
 def _same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """The frames with each column that every file read as categories holding the same
     categories, so they stack as categories (pandas would stack them as a million objects)."""
-    names = [n for n in frames[0].columns
-             if all(isinstance(f[n].dtype, pd.CategoricalDtype) for f in frames)]
-    if not names:
+    alike = [j for j in range(frames[0].shape[1])
+             if all(isinstance(f.dtypes.iloc[j], pd.CategoricalDtype) for f in frames)]
+    if not alike:
         return frames
     frames = [f.copy(deep=False) for f in frames]
-    for name in names:
+    for j in alike:
         categories = pd.api.types.union_categoricals(
-            [f[name].array for f in frames], ignore_order=True).categories
+            [f.iloc[:, j].array for f in frames], ignore_order=True).categories
         for frame in frames:
-            frame[name] = frame[name].cat.set_categories(categories)
+            frame.isetitem(j, frame.iloc[:, j].cat.set_categories(categories))
     return frames
 
 
