@@ -166,9 +166,24 @@ def distinct(values):
 
     if isinstance(values, Factorized):
         return values.codes, values.uniques
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        return _first_seen(np.asarray(values.codes), values.categories)
     array = np.asarray(values, dtype=object) if not hasattr(values, "dtype") else values
     codes, uniques = pd.factorize(array, use_na_sentinel=True)
     return codes, np.asarray(uniques, dtype=object)
+
+
+def _first_seen(codes, categories):
+    """(codes, distinct values) of pandas categories, the values in the order rows first
+    show them, as ``pandas.factorize`` gives them (categories come sorted)."""
+    import numpy as np
+    import pandas as pd
+
+    order = pd.unique(codes)
+    order = order[order >= 0].astype(np.intp)
+    recode = np.full(len(categories) + 1, -1, dtype=np.intp)  # the last: code -1, missing
+    recode[order] = np.arange(len(order))
+    return recode[codes], np.asarray(categories, dtype=object)[order]
 
 
 def number_column(values):

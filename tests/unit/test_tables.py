@@ -375,11 +375,16 @@ def test_a_misspelled_target_gets_a_did_you_mean(tmp_path):
 
 
 def test_a_text_column_is_factorized_once(tmp_path, monkeypatch):
-    """Parsing, missing markers and category text share one factorization of the column."""
+    """Parsing, missing markers and category text share one factorization of the column,
+    which for a text column read as categories is the reader's codes (no hashing again)."""
+    from sklearn_byoc.common import cells
+
     write(tmp_path, "data.csv", "colour,x\nred,1\nblue,2\nred,3\n")
-    calls = []
-    real = pd.factorize
-    monkeypatch.setattr(pd, "factorize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls, hashed = [], []
+    real, real_factorize = cells.factorize, pd.factorize
+    monkeypatch.setattr(cells, "factorize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(pd, "factorize",
+                        lambda *a, **k: hashed.append(1) or real_factorize(*a, **k))
     table = read_folder(tmp_path)
     assert list(table.frame["colour"]) == ["red", "blue", "red"]
-    assert len(calls) == 1
+    assert len(calls) == 1 and not hashed

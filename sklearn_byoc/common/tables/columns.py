@@ -53,10 +53,14 @@ def type_columns(table: Table) -> pd.DataFrame:
             # conform_features gives a feature their text.
             frame[name] = column.astype(object)
             continue
-        values = column.to_numpy(dtype=object)
         # Factorized once: parsing, missing markers and category text each look at the
-        # distinct cells only.
-        distinct = cells.factorize(values)
+        # distinct cells only.  A column read as categories is its codes already.
+        if _text_categories(column):
+            distinct = cells.factorize(column.array)
+            values = _Cells(distinct)
+        else:
+            values = column.to_numpy(dtype=object)
+            distinct = cells.factorize(values)
         numbers, refused = cells.number_column(distinct)
         present = ~cells.missing_mask(distinct)
         n_present, n_refused = int(present.sum()), int(refused.sum())
@@ -78,6 +82,24 @@ def type_columns(table: Table) -> pd.DataFrame:
             continue
         frame[name] = _objects(cells.category_column(distinct), frame.index)
     return frame
+
+
+def _text_categories(column: pd.Series) -> bool:
+    """Whether a column is pandas categories of text (how CSV text columns are read)."""
+    return isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(
+        column.dtype.categories, skipna=True) in ("string", "empty")
+
+
+class _Cells:
+    """The cells of a factorized column by row, each looked up when asked for (a message
+    shows one; the column is never made into a million objects)."""
+
+    def __init__(self, distinct: cells.Factorized):
+        self.distinct = distinct
+
+    def __getitem__(self, row: int):
+        code = self.distinct.codes[row]
+        return self.distinct.uniques[code] if code >= 0 else cells.MISSING
 
 
 def _typed_as_dates(table: Table, name, values, distinct, n_present: int) -> bool:
@@ -105,7 +127,7 @@ def _typed_as_dates(table: Table, name, values, distinct, n_present: int) -> boo
 
 def _objects(values: np.ndarray, index) -> pd.Series:
     """A column of Python objects (pandas would infer its own string type from an array)."""
-    return pd.Series(values, index=index, dtype=object)
+    return pd.Series(values, index=index, dtype=object, copy=False)
 
 
 def _check_finite(table: Table, name: str, column: pd.Series, text=None) -> None:
