@@ -18,6 +18,7 @@ from sklearn_byoc.common.contract import Paths
 from sklearn_byoc.common.dates import column_kinds
 from sklearn_byoc.common.disk import writing
 from sklearn_byoc.common.fast_preprocess import compile_preprocess
+from sklearn_byoc.common.memory import release_free_memory
 from sklearn_byoc.common.errors import HyperparameterError, UserError
 from sklearn_byoc.common.metrics import (DEFAULT_OBJECTIVE, classification_metrics, metric_lines,
                                          metric_names, regression_metrics)
@@ -357,6 +358,7 @@ def train(paths: Paths, settings: Settings, input_config: dict) -> TrainingResul
         # before it is fitted (what Pipeline.fit does, without holding both at once).
         matrix, replay = fit_preprocessing(pipeline, X_fit, y_fit, model_kinds)
         del X_fit
+        release_free_memory()  # before the estimator makes its own copies
         pipeline.steps[-1][1].fit(matrix, y_fit)
         del matrix
     except (ValueError, TypeError) as exc:

@@ -22,7 +22,8 @@ import pandas as pd
 from sklearn_byoc.common import cells, compat
 from sklearn_byoc.common.contract import HEADER_CHOICES
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.tables import CSV, PARQUET, Table
+from sklearn_byoc.common.memory import release_free_memory
+from sklearn_byoc.common.tables import CSV, PARQUET, Table, csv_chunks
 from sklearn_byoc.common.tables.columns import type_columns
 from sklearn_byoc.common.tables.scan import (COMPRESSED_SUFFIXES, FolderFiles, _names,
                                              _nul_byte, scan_folder)
@@ -132,50 +133,6 @@ def csv_part(path: Path, start: int, end: int, header_line: bool) -> bytes:
     return first + data
 
 
-def _text_columns(rows: list[list[str]]) -> list[int]:
-    """Positions of the columns in which some sample row holds a present cell that is no
-    number: read as pandas categories, so its C parser keeps each distinct text once."""
-    width = max((len(r) for r in rows), default=0)
-    return [j for j in range(width)
-            if any(j < len(r) and r[j].strip() not in cells.MISSING_MARKERS
-                   and not cells.is_number(r[j]) for r in rows)]
-
-
-# Cells above this magnitude parse as uint64 in a whole column but as float64 where
-# pandas joins an int64 chunk with a uint64 one.
-_UINT_ONLY = 2.0 ** 63
-
-
-def _not_whole_column(column: pd.Series) -> bool | None:
-    """Whether a column read in chunks may differ from the same column parsed whole: None
-    for a column of True/False categories, which ``_booleans`` turns into that parse."""
-    dtype = column.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        categories = dtype.categories
-        if pd.api.types.is_bool_dtype(categories.dtype):
-            return None
-        return pd.api.types.infer_dtype(categories, skipna=True) not in ("string", "empty")
-    if pd.api.types.is_float_dtype(dtype):
-        values = np.abs(column.to_numpy())
-        return bool(((values >= _UINT_ONLY) & (values < np.inf)).any())
-    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-        return False
-    # A chunk of numbers (or True/False) next to a chunk of text: the whole column is text.
-    return pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty", "boolean")
-
-
-def _booleans(column: pd.Series) -> np.ndarray:
-    """A column of True/False categories as the whole-column parse gives it: bool, or
-    objects with NaN where cells are missing."""
-    codes = column.cat.codes.to_numpy()
-    values = np.asarray(column.cat.categories, dtype=bool)[codes]
-    if not (codes < 0).any():
-        return values
-    values = values.astype(object)
-    values[codes < 0] = np.nan
-    return values
-
-
 def read_csv_file(path: Path, header: str = "auto",
                   part: tuple[int, int] | None = None) -> tuple[pd.DataFrame, bool]:
     """One CSV file (or the lines of it that start in the byte range ``part``) as a frame of
@@ -213,9 +170,9 @@ def read_csv_file(path: Path, header: str = "auto",
         if part == (0, 0):
             frame = parse(nrows=0, low_memory=False)
         else:
-            text = _text_columns(rows[1:] if has_header else rows)
+            text = csv_chunks.text_columns(rows[1:] if has_header else rows)
             frame = parse(dtype={j: "category" for j in text})
-            frame = _as_whole_columns(frame, parse)
+            frame = csv_chunks.as_whole_columns(frame, parse)
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
     except pd.errors.EmptyDataError:
@@ -236,24 +193,6 @@ def read_csv_file(path: Path, header: str = "auto",
     else:
         frame.columns = [f"column_{i}" for i in range(frame.shape[1])]
     return frame, has_header
-
-
-def _as_whole_columns(frame: pd.DataFrame, parse: Callable[..., pd.DataFrame]) -> pd.DataFrame:
-    """``frame`` (parsed in chunks) with each column as the whole-column parse gives it."""
-    again = []
-    for j in range(frame.shape[1]):
-        differs = _not_whole_column(frame.iloc[:, j])
-        if differs is None:
-            frame.isetitem(j, _booleans(frame.iloc[:, j]))
-        elif differs:
-            again.append(j)
-    if again:
-        log.info("parsing %d column(s) again, whole, as their cells differ in kind: %s",
-                 len(again), ", ".join(str(frame.columns[j]) for j in again[:10]))
-        whole = parse(usecols=again, low_memory=False)
-        for k, j in enumerate(again):
-            frame.isetitem(j, whole.iloc[:, k])
-    return frame
 
 
 def _skip_warning(files: FolderFiles, folder: Path) -> None:
@@ -361,26 +300,10 @@ def _stack(frames, used, header_flags, what_format: str, parts: list | None = No
         np.arange(len(f)) + (2 if h else 1) if what_format == CSV else np.arange(len(f)) + 1
         for f, h in zip(frames, header_flags)
     ])
-    combined = pd.concat(_same_categories(frames), ignore_index=True) if len(frames) > 1 \
-        else frames[0]
+    combined = pd.concat(csv_chunks.same_categories(frames), ignore_index=True) \
+        if len(frames) > 1 else frames[0]
     return Table(combined.reset_index(drop=True), header_flags[0], used, row_file, row_line,
                  format=what_format, parts=[_part_text(p) for p in parts or []])
-
-
-def _same_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """The frames with each column that every file read as categories holding the same
-    categories, so they stack as categories (pandas would stack them as a million objects)."""
-    alike = [j for j in range(frames[0].shape[1])
-             if all(isinstance(f.dtypes.iloc[j], pd.CategoricalDtype) for f in frames)]
-    if not alike:
-        return frames
-    frames = [f.copy(deep=False) for f in frames]
-    for j in alike:
-        categories = pd.api.types.union_categoricals(
-            [f.iloc[:, j].array for f in frames], ignore_order=True).categories
-        for frame in frames:
-            frame.isetitem(j, frame.iloc[:, j].cat.set_categories(categories))
-    return frames
 
 
 def _read_csv(parts: dict[Path, tuple[int, int] | None], folder: Path, what: str,
@@ -420,7 +343,10 @@ def _read_csv(parts: dict[Path, tuple[int, int] | None], folder: Path, what: str
                 log.warning("skipping %s: it holds only a header", path)
         frames, used, header_flags, ranges = ([x for x, k in zip(xs, keep) if k]
                                               for xs in (frames, used, header_flags, ranges))
-    return _stack(frames, used, header_flags, CSV, ranges)
+    table = _stack(frames, used, header_flags, CSV, ranges)
+    del frames
+    release_free_memory()  # what the parser's threads freed
+    return table
 
 
 def _read_parquet(parts: dict[Path, slice | None], folder: Path, what: str) -> Table:
