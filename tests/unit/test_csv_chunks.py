@@ -31,11 +31,9 @@ def whole_parse(source, header: bool = True, nrows=None) -> pd.DataFrame:
                         low_memory=False, nrows=nrows)
     frame.columns = [str(c).strip() for c in frame.columns] if header \
         else [f"column_{i}" for i in range(frame.shape[1])]
-    n = len(frame)
-    # with the file and each row's record number, messages name lines as the reader does
-    where = dict(files=[source], row_file=np.zeros(n, dtype=int),
-                 row_line=np.arange(n) + (2 if header else 1)) if isinstance(source, Path) \
-        else {}
+    # with the file and its first row's record number, messages name lines as the reader does
+    where = dict(files=[source], file_starts=[0], first_records=[2 if header else 1]) \
+        if isinstance(source, Path) else {}
     return type_columns(Table(frame, header, **where))
 
 

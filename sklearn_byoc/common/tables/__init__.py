@@ -10,11 +10,11 @@ This module holds what they share: the :class:`Table` a folder reads as.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 CSV, PARQUET = "csv", "parquet"
@@ -25,10 +25,12 @@ class Table:
     frame: pd.DataFrame
     has_header: bool
     files: list[Path] = field(default_factory=list)
-    # For each row of ``frame``: index into ``files`` and 1-based record number in
-    # that file (a CSV header counts as record 1); ``where`` turns it into a line.
-    row_file: np.ndarray | None = None
-    row_line: np.ndarray | None = None
+    # For each of ``files``: the position in ``frame`` of its first row, and that row's
+    # 1-based record number in the file (2 after a CSV header); ``where`` turns a row's
+    # position into a line.  Two numbers per file, not per row: a million rows would take
+    # 16 MB.
+    file_starts: list[int] | None = None
+    first_records: list[int] | None = None
     format: str = CSV
     # Every column the files hold, in their order, before any was left out.
     all_columns: list[str] = field(default_factory=list)
@@ -44,10 +46,11 @@ class Table:
 
     def where(self, row_position: int) -> str:
         """'line 17 of train/part-1.csv' (or 'row 17 of part-1.parquet') for a row of the frame."""
-        if self.row_file is None or self.row_line is None:
+        if self.file_starts is None or self.first_records is None:
             return f"row {row_position + 1}"
-        index = int(self.row_file[row_position])
-        path, record = self.files[index], int(self.row_line[row_position])
+        index = bisect.bisect_right(self.file_starts, row_position) - 1
+        path = self.files[index]
+        record = row_position - self.file_starts[index] + self.first_records[index]
         part = self.parts[index] if index < len(self.parts) else None
         if part is not None:
             return f"record {record} of the part of {path} from {part}"

@@ -295,14 +295,11 @@ def _part_text(part) -> str | None:
 
 def _stack(frames, used, header_flags, what_format: str, parts: list | None = None) -> Table:
     frames = _align(frames, used, header_flags)
-    row_file = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
-    row_line = np.concatenate([
-        np.arange(len(f)) + (2 if h else 1) if what_format == CSV else np.arange(len(f)) + 1
-        for f, h in zip(frames, header_flags)
-    ])
+    starts = np.concatenate([[0], np.cumsum([len(f) for f in frames])[:-1]]).tolist()
+    first = [2 if h and what_format == CSV else 1 for h in header_flags]
     combined = pd.concat(csv_chunks.same_categories(frames), ignore_index=True) \
         if len(frames) > 1 else frames[0]
-    return Table(combined.reset_index(drop=True), header_flags[0], used, row_file, row_line,
+    return Table(combined.reset_index(drop=True), header_flags[0], used, starts, first,
                  format=what_format, parts=[_part_text(p) for p in parts or []])
 
 
