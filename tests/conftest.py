@@ -32,7 +32,8 @@ SERIAL_MODULES = ("hardening/test_serve_load.py", "contract/test_ping_under_load
 
 # What can differ between scikit-learn lines, run again on each older line (make test-lines,
 # pytest -m lines): the modules that read scikit-learn's internals or its pickles without a
-# branch of their own, and the test modules that exercise them
+# branch of their own, the one that relies on how pandas parses a CSV file in chunks (each
+# line has its own pandas), and the test modules that exercise them
 # (tests/unit/test_line_selection.py keeps this list honest).
 # Module -> its names that read scikit-learn's internals or pickles ("*": all of them).
 INTERNALS = {"sklearn_byoc.common.compat": ("quiet_version_warnings", "fast_config",
@@ -41,14 +42,15 @@ INTERNALS = {"sklearn_byoc.common.compat": ("quiet_version_warnings", "fast_conf
              "sklearn_byoc.serve.fast_linear": "*", "sklearn_byoc.common.fast_preprocess": "*",
              "sklearn_byoc.common.pickle_versions": "*",
              "sklearn_byoc.common.model_files": ("load_model", "save_model"),
-             "sklearn_byoc.train.hyperparameters": "*", "sklearn_byoc.train.estimators": "*"}
+             "sklearn_byoc.train.hyperparameters": "*", "sklearn_byoc.train.estimators": "*",
+             "sklearn_byoc.common.tables.csv_chunks": "*"}
 LINE_MODULES = ("unit/test_compat.py", "unit/test_fast_trees.py", "unit/test_fast_linear.py",
                 "unit/test_fast_preprocess.py", "unit/test_pickle_versions.py",
                 "unit/test_model_files.py", "unit/test_hyperparameters.py",
                 "unit/test_estimators.py", "unit/test_small_data.py",
                 "unit/test_holdout_stable.py", "unit/test_build_pipeline.py",
                 "unit/test_distributed.py", "unit/test_identifiers.py", "unit/test_invocation.py",
-                "unit/test_trainer_memory.py",
+                "unit/test_trainer_memory.py", "unit/test_csv_chunks.py",
                 "contract/test_old_sklearn_lines.py",
                 "contract/test_readme_recipe.py", "contract/test_train_stage.py",
                 "contract/test_serve_stage.py", "contract/test_date_features.py")

@@ -16,7 +16,7 @@ import pytest
 
 from sklearn_byoc.common import cells
 from sklearn_byoc.common.errors import UserError
-from sklearn_byoc.common.tables import Table
+from sklearn_byoc.common.tables import Table, csv_chunks
 from sklearn_byoc.common.tables.columns import type_columns
 from sklearn_byoc.common.tables.read import read_csv_file, read_folder
 
@@ -217,3 +217,10 @@ def test_files_stack_as_their_whole_parses_stacked(tmp_path):
     assert got["t"].tolist()[:4] == ["x", "y", "z", "x"] and got["u"][4] == "5"
     assert got["v"].tolist() == ["k", "l", "m", "k", "n", "n", "o", "k"]
 
+
+
+def test_the_sample_names_the_columns_holding_text():
+    rows = [["1", "a", "", "NA", "2024-01-01", " 3.5"],
+            ["2", "b", "", "?", "2024-01-02", "1e3"]]
+    assert csv_chunks.text_columns(rows) == [1, 4]
+    assert csv_chunks.text_columns([]) == []
