@@ -286,6 +286,14 @@ def worker_target(args):
         sys.exit(3)
     if args[0] == "text":
         sys.exit("the worker gave up")
+    if args[0] == "child":
+        # A child left running, as joblib's process pool leaves its workers until the
+        # interpreter's exit shuts them down: the worker must exit normally.
+        import atexit
+        subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],  # to our exit
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        atexit.register(print, "exit handlers ran", flush=True)
 
 
 SUPERVISED = textwrap.dedent("""
@@ -302,7 +310,7 @@ SUPERVISED = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("what, code", [("ok", 0), ("exit3", 3), ("text", 1)])
+@pytest.mark.parametrize("what, code", [("ok", 0), ("exit3", 3), ("text", 1), ("child", 0)])
 def test_a_worker_ends_with_its_exit_code_and_its_output_written(tmp_path, what, code):
     script = tmp_path / "supervised.py"
     script.write_text(SUPERVISED.format(root=str(ROOT)))
@@ -313,3 +321,4 @@ def test_a_worker_ends_with_its_exit_code_and_its_output_written(tmp_path, what,
     assert "worker output, not flushed" in result.stdout
     if what == "text":
         assert "the worker gave up" in result.stderr
+    assert ("exit handlers ran" in result.stdout) == (what == "child")
