@@ -39,9 +39,14 @@ def not_whole_column(column: pd.Series) -> bool | None:
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         categories = dtype.categories
-        if pd.api.types.is_bool_dtype(categories.dtype):
+        if _category_truths(categories) is not None:
             return None
-        return pd.api.types.infer_dtype(categories, skipna=True) not in ("string", "empty")
+        kind = pd.api.types.infer_dtype(categories, skipna=True)
+        if kind == "string":
+            # Every category a number: pandas 3.0 leaves them as text, where the whole
+            # column parses as numbers (pandas 3.1 parses the categories themselves).
+            return len(categories) > 0 and all(cells.is_number(c) for c in categories)
+        return kind != "empty"
     if pd.api.types.is_float_dtype(dtype):
         values = np.abs(column.to_numpy())
         return bool(((values >= UINT_ONLY) & (values < np.inf)).any())
@@ -51,11 +56,28 @@ def not_whole_column(column: pd.Series) -> bool | None:
     return pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty", "boolean")
 
 
+# What pandas' C parser reads as True and as False.
+TRUE_TEXT = frozenset({"True", "TRUE", "true"})
+FALSE_TEXT = frozenset({"False", "FALSE", "false"})
+
+
+def _category_truths(categories: pd.Index) -> np.ndarray | None:
+    """Each category as a bool where every one is a true/false value: parsed already
+    (pandas 3.1), or as the text pandas 3.0 leaves in categories; else None."""
+    if pd.api.types.is_bool_dtype(categories.dtype):
+        return np.asarray(categories, dtype=bool)
+    values = list(categories)
+    if not values or not all(isinstance(v, str) and v in TRUE_TEXT | FALSE_TEXT
+                             for v in values):
+        return None
+    return np.array([v in TRUE_TEXT for v in values], dtype=bool)
+
+
 def booleans(column: pd.Series) -> np.ndarray:
     """A column of True/False categories as the whole-column parse gives it: bool, or
     objects with NaN where cells are missing."""
     codes = column.cat.codes.to_numpy()
-    values = np.asarray(column.cat.categories, dtype=bool)[codes]
+    values = _category_truths(column.cat.categories)[codes]
     if not (codes < 0).any():
         return values
     values = values.astype(object)
