@@ -267,6 +267,17 @@ def test_header_with_an_empty_name_is_refused(tmp_path):
     assert str(path) in str(info.value) and "empty column name" in str(info.value)
 
 
+@pytest.mark.parametrize("files", [1, 2])
+def test_header_naming_a_column_twice_is_refused(tmp_path, files):
+    for i in range(files):
+        write(tmp_path, f"part-{i}.csv", "k,k ,label\n1,2,a\n3,4,b\n")
+    with pytest.raises(UserError) as info:
+        read_folder(tmp_path)
+    assert str(info.value).endswith("has two columns named 'k' (spaces around a name do not "
+                                    "count); give each column its own name")
+    assert str(tmp_path) in str(info.value)
+
+
 # -- target and task --------------------------------------------------------------------------
 def test_resolve_target_by_name_and_index(tmp_path):
     write(tmp_path, "data.csv", numbers_csv(3))
