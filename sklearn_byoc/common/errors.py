@@ -42,5 +42,9 @@ def _hyperparameter_error(key: str, message: str) -> HyperparameterError:
     return error
 
 
-class StageStopped(Exception):
-    """Raised in a stage when the platform asks it to stop (SIGTERM/SIGINT)."""
+class StageStopped(BaseException):
+    """Raised in a stage when the platform asks it to stop (SIGTERM/SIGINT).
+
+    A BaseException, as KeyboardInterrupt is: the signal raises it wherever the work is,
+    and an ``except Exception`` there (one that falls back to a slower path) must not take
+    the stop for a failure and carry on."""

@@ -273,7 +273,8 @@ def compile_preprocess(pipeline, kinds: Mapping[str, str]) -> FastPreprocess | N
             blocks.append(block)
             start += block.width
     except Exception as exc:  # noqa: BLE001 - an unexpected layout only costs speed
-        log.info("preprocessing is served through scikit-learn (%s)", exc)
+        log.info("no numpy preprocessing for this pipeline (%s): scikit-learn's own "
+                 "transform is used", exc)
         return None
     fast = FastPreprocess(blocks, start)
     return fast if _agrees(fast, preprocess, kinds) else None

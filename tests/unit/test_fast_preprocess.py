@@ -77,3 +77,20 @@ def test_large_blocks_in_either_order_equal_scikit_learn(order):
         assert got.flags[f"{order}_CONTIGUOUS"]
         np.testing.assert_allclose(got, np.asarray(fitted[0].transform(frame), dtype=np.float64),
                                    rtol=1e-12, equal_nan=True)
+
+
+def test_a_stop_while_compiling_is_not_taken_for_an_unknown_layout(monkeypatch):
+    """SIGTERM raises StageStopped wherever the work is: the fallback for a layout it does
+    not know must let it through (it used to carry on fitting a million trees)."""
+    from sklearn_byoc.common import fast_preprocess
+    from sklearn_byoc.common.errors import StageStopped
+
+    frame, y = data()
+    fitted = pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression()).fit(frame, y)
+
+    def stopped(*args, **kwargs):
+        raise StageStopped("stopped by SIGTERM")
+
+    monkeypatch.setattr(fast_preprocess, "_categorical_block", stopped)
+    with pytest.raises(StageStopped):
+        compile_preprocess(fitted, SCHEMA.model_kinds)
