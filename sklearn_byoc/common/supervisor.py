@@ -116,16 +116,18 @@ def worker_main(raw: str) -> None:
     def main() -> None:
         getattr(importlib.import_module(module), function)(args)
 
+    code = 0
     try:
         run_stage(payload["stage"], main, [Path(p) for p in payload["failure_files"]],
                   reserve=False, level=payload["level"], what=payload["what"],
                   memory_advice=payload["memory_advice"])
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        if not isinstance(exc.code, (int, type(None))):
-            print(exc.code, file=sys.stderr)  # what the interpreter would print
-    else:  # pragma: no cover - run_stage always exits
+        code = exc.code
+    if code is None:
         code = 0
+    elif not isinstance(code, int):  # sys.exit("text"): printed, as the interpreter does
+        print(code, file=sys.stderr)
+        code = 1
     if not _nothing_left_running():
         raise SystemExit(code)
     # The work is done and its files closed: the interpreter's teardown would free every

@@ -151,13 +151,14 @@ def fit_preprocessing(pipeline, X: pd.DataFrame, y, kinds: dict[str, str]):
     own transform: scikit-learn looks each text cell up in Python.
     """
     preprocess = pipeline[:-1]
-    if not learns_from_rows(preprocess.steps[0][1]):
-        preprocess.fit(X.iloc[:1])
-        replay = compile_preprocess(pipeline, kinds)
-        if replay is not None:
-            return replay.transform_frame(X, order="F"), replay
-    matrix = preprocess.fit_transform(X, y)
-    return matrix, compile_preprocess(pipeline, kinds)
+    if learns_from_rows(preprocess.steps[0][1]):
+        matrix = preprocess.fit_transform(X, y)
+        return matrix, compile_preprocess(pipeline, kinds)
+    preprocess.fit(X.iloc[:1])
+    replay = compile_preprocess(pipeline, kinds)
+    if replay is None:
+        return preprocess.transform(X), None
+    return replay.transform_frame(X, order="F"), replay
 
 
 def check_objective(settings: Settings, task: str) -> str:

@@ -190,9 +190,8 @@ def read_csv_file(path: Path, header: str = "auto",
                 f"{path} has a header with {len(unnamed)} empty column name(s); "
                 "give every column a name or remove the header"
             )
-        seen: set[str] = set()
-        twice = [c for c in frame.columns if c in seen or seen.add(c)]
-        if twice:
+        twice = frame.columns[frame.columns.duplicated()]
+        if len(twice):
             raise UserError(
                 f"{path} has two columns named {twice[0]!r} (spaces around a name do not "
                 "count); give each column its own name"
