@@ -33,6 +33,8 @@ class ModelChoice:
     defaults: tuple[tuple[str, object], ...] = ()
     # The same, for the classifier only.
     classifier_defaults: tuple[tuple[str, object], ...] = ()
+    # n_jobs=-1 unless given, where the estimator takes n_jobs.
+    all_cores: bool = True
 
     def estimator_class(self, task: str) -> type:
         return import_class(self.classifier if task == "classification" else self.regressor)
@@ -65,7 +67,11 @@ MODELS = {
                     "sklearn.linear_model.LogisticRegression",
                     "sklearn.linear_model.Ridge", True,
                     "logistic regression (classification) or ridge regression",
-                    (("max_iter", 1000),)),
+                    (("max_iter", 1000),),
+                    # LogisticRegression's n_jobs only spreads one-vs-rest over classes,
+                    # which its default solver never does; on scikit-learn 1.2 it still
+                    # starts a process pool, and from 1.8 it warns that it has no effect.
+                    all_cores=False),
         ModelChoice("knn",
                     "sklearn.neighbors.KNeighborsClassifier",
                     "sklearn.neighbors.KNeighborsRegressor", True,
@@ -132,6 +138,7 @@ class ModelSpec:
     defaults: tuple[tuple[str, object], ...] = ()
     by_path: bool = False
     classifier_defaults: tuple[tuple[str, object], ...] = ()
+    all_cores: bool = True
 
     def classes(self) -> list[type]:
         return list(dict.fromkeys(c for c in (self.classifier, self.regressor) if c is not None))
@@ -146,7 +153,8 @@ def resolve_model(name: str) -> ModelSpec:
         choice = MODELS[key]
         return ModelSpec(choice.name, choice.estimator_class("classification"),
                          choice.estimator_class("regression"), choice.scale_numeric,
-                         choice.defaults, classifier_defaults=choice.classifier_defaults)
+                         choice.defaults, classifier_defaults=choice.classifier_defaults,
+                         all_cores=choice.all_cores)
     if "." in name or ":" in name:
         cls = import_class(name.strip())
         # One class serves both tasks; check_task compares it with the task.
@@ -241,7 +249,7 @@ def build_estimator(spec: ModelSpec, task: str, settings) -> tuple[Any, dict[str
     if "random_state" in defaults and "random_state" not in chosen:
         chosen["random_state"] = settings.seed
     # Use every core the instance has where the estimator can.
-    if "n_jobs" in defaults and "n_jobs" not in chosen:
+    if spec.all_cores and "n_jobs" in defaults and "n_jobs" not in chosen:
         chosen["n_jobs"] = -1
     own = spec.classifier_defaults if task == "classification" else ()
     for key, value in spec.defaults + own:

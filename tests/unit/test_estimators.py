@@ -157,6 +157,13 @@ def test_seed_and_cores_are_applied_unless_given():
     assert params["random_state"] == 3 and params["n_jobs"] == 2
 
 
+def test_logistic_regression_is_left_its_own_n_jobs():
+    estimator, params = build("linear", {})
+    assert "n_jobs" not in params and estimator.n_jobs is None
+    _, params = build("linear", {"n_jobs": "2"})
+    assert params["n_jobs"] == 2
+
+
 def test_unknown_param_lists_valid_ones_and_suggests_a_close_match():
     with pytest.raises(HyperparameterError) as info:
         settings_for({"model": "random_forest", "n_estimator": "5"})
