@@ -310,12 +310,22 @@ def up(compose_file: Path, abort_on_exit: bool, detach: bool) -> int:
     record = state_dir() / f"up-{os.getpid()}-{time.monotonic_ns()}"
     record.mkdir()
     read_end, write_end = os.pipe()
-    child = subprocess.Popen(
-        [sys.executable, __file__, "_runner", str(record), str(compose_file),
-         "1" if abort_on_exit else "0"],
-        stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, close_fds=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The first child lives only for one more fork. Started as a new interpreter it lived
+    # for its start-up, and an endpoint deleted then made SDK v3's kill_child_processes
+    # (sagemaker/core/local/utils.py) list it, then fail on os.kill once it had gone.
+    child = os.fork()
+    if child == 0:
+        os.close(read_end)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        detach_and_run(record, compose_file, abort_on_exit)
+        os._exit(1)  # not reached: detach_and_run ends the process
     os.close(write_end)
-    child.wait()  # returns at once: the runner has detached
+    os.waitpid(child, 0)  # returns at once: the runner has detached
     if detach:
         os.close(read_end)
         return 0
@@ -427,8 +437,6 @@ def context(argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["_runner"]:
-        detach_and_run(Path(argv[1]), Path(argv[2]), argv[3] == "1")
     if argv[:1] in (["version"], ["--version"]):
         print(VERSION)
         return 0

@@ -110,6 +110,33 @@ def test_stop_is_graceful(sdk_image, local_mode, tmp_path, how):
     assert process.returncode == 0, output
 
 
+def test_no_child_of_compose_lingers_while_it_starts(sdk_image, local_mode, tmp_path):
+    """SDK v3 may delete an endpoint while compose starts (its health check can pass on
+    another container): it lists compose's children, then signals each, so a child that
+    lives a while and then ends makes that os.kill fail (ProcessLookupError)."""
+    path = compose_file(tmp_path, {"algo-1-ddddd": {"image": sdk_image,
+                                                    "entrypoint": WAIT_FOR_TERM}})
+    process = up(path)
+    seen: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and process.poll() is None:
+            for pid in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                                      text=True).stdout.split():
+                seen[pid] = seen.get(pid, 0) + 1
+            time.sleep(0.01)
+        wait_for_line(process, "ready")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    # A fork that ends at once may be caught by one listing, never by two.
+    assert [pid for pid, times in seen.items() if times > 1] == []
+
+
 def test_a_gpu_request_is_refused(local_mode, tmp_path):
     path = compose_file(tmp_path, {"algo-1-abcde": {
         "image": "any", "command": "train",
