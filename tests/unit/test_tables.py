@@ -267,10 +267,11 @@ def test_header_with_an_empty_name_is_refused(tmp_path):
     assert str(path) in str(info.value) and "empty column name" in str(info.value)
 
 
+@pytest.mark.parametrize("header", ["k,k ,label", "k,k,label"])
 @pytest.mark.parametrize("files", [1, 2])
-def test_header_naming_a_column_twice_is_refused(tmp_path, files):
+def test_header_naming_a_column_twice_is_refused(tmp_path, files, header):
     for i in range(files):
-        write(tmp_path, f"part-{i}.csv", "k,k ,label\n1,2,a\n3,4,b\n")
+        write(tmp_path, f"part-{i}.csv", header + "\n1,2,a\n3,4,b\n")
     with pytest.raises(UserError) as info:
         read_folder(tmp_path)
     assert str(info.value).endswith("has two columns named 'k' (spaces around a name do not "

@@ -133,6 +133,17 @@ def csv_part(path: Path, start: int, end: int, header_line: bool) -> bytes:
     return first + data
 
 
+def _refuse_a_name_twice(path: Path, header: list[str]) -> None:
+    # Checked on the header as written: pandas renames an exact repeat ("k", "k.1").
+    names = pd.Index([name.strip() for name in header if name.strip()])
+    twice = names[names.duplicated()]
+    if len(twice):
+        raise UserError(
+            f"{path} has two columns named {twice[0]!r} (spaces around a name do not "
+            "count); give each column its own name"
+        )
+
+
 def read_csv_file(path: Path, header: str = "auto",
                   part: tuple[int, int] | None = None) -> tuple[pd.DataFrame, bool]:
     """One CSV file (or the lines of it that start in the byte range ``part``) as a frame of
@@ -149,6 +160,8 @@ def read_csv_file(path: Path, header: str = "auto",
         has_header = looks_like_header(rows[0], rows[1:])
     else:
         has_header = header == "present"
+    if has_header:
+        _refuse_a_name_twice(path, rows[0])
     # (0, 0): no lines, only the columns (a host whose share holds none of the rows).
     whole = part is None or part == (0, 0)
     data = None if whole else csv_part(path, *part, has_header)
@@ -189,12 +202,6 @@ def read_csv_file(path: Path, header: str = "auto",
             raise UserError(
                 f"{path} has a header with {len(unnamed)} empty column name(s); "
                 "give every column a name or remove the header"
-            )
-        twice = frame.columns[frame.columns.duplicated()]
-        if len(twice):
-            raise UserError(
-                f"{path} has two columns named {twice[0]!r} (spaces around a name do not "
-                "count); give each column its own name"
             )
     else:
         frame.columns = [f"column_{i}" for i in range(frame.shape[1])]
