@@ -317,11 +317,12 @@ def up(compose_file: Path, abort_on_exit: bool, detach: bool) -> int:
     # (sagemaker/core/local/utils.py) list it, then fail on os.kill once it had gone.
     child = os.fork()
     if child == 0:
-        os.close(read_end)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(write_end, 1)
-        os.dup2(write_end, 2)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        for source, target in ((devnull, 0), (write_end, 1), (write_end, 2)):
+            os.dup2(source, target)
+        os.close(devnull)
         os.close(write_end)
+        os.close(read_end)
         detach_and_run(record, compose_file, abort_on_exit)
         os._exit(1)  # not reached: detach_and_run ends the process
     os.close(write_end)
